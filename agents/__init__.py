@@ -1,0 +1,1 @@
+"""metarl.agents: recurrent and memory-augmented cells, and actor-critics on them."""
