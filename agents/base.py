@@ -9,6 +9,7 @@ See docs/interfaces.md.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Sequence
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 State = tuple[Tensor, ...]
 
 
-class Cell(nn.Module):
+class Cell(nn.Module, ABC):
     """Base class: subclasses implement ``initial_state`` and ``forward``."""
 
     #: True when the cell has no memory (state is ``()``): the control.
@@ -28,11 +29,13 @@ class Cell(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
 
+    @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        raise NotImplementedError  # abstract: every registered cell overrides it
+        """The state a trial starts from, for ``batch_size`` envs."""
 
+    @abstractmethod
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
-        raise NotImplementedError  # abstract: every registered cell overrides it
+        """``(out, state)``, or ``(out, state, diag)`` when ``diagnostics``."""
 
 
 def masked_reset(state: State, initial: State, reset: Tensor) -> State:
