@@ -1,0 +1,68 @@
+"""Baseline cells: the memoryless MLP control and fused GRU/LSTM.
+
+``gru`` and ``lstm`` run torch's fused kernels (cuDNN on CUDA, ATen on CPU)
+over the spans between resets (:func:`run_fused_rnn`), never a Python step
+loop. ``mlp`` has no state at all: an RL² agent built on it cannot remember
+anything across steps, which makes it the control for every memory claim.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from metarl.agents.base import Cell, State, run_fused_rnn
+
+
+class MLPCell(Cell):
+    """Memoryless control: ``out_t = tanh(W x_t + b)``; state ``()``, resets ignored."""
+
+    memoryless = True
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.linear = nn.Linear(input_size, hidden_size)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return ()
+
+    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        out = torch.tanh(self.linear(x))  # (T, B, H)
+        return (out, (), {}) if diagnostics else (out, ())
+
+
+class _FusedRNNCell(Cell):
+    """Shared body of the GRU/LSTM cells: state tensors are (B, L, H), zeros at trial start."""
+
+    rnn_type: type[nn.RNNBase] = nn.GRU
+    n_state: int = 1  # 1 for GRU (h), 2 for LSTM (h, c)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
+        super().__init__(input_size, hidden_size)
+        self.num_layers = num_layers
+        self.rnn = self.rnn_type(input_size, hidden_size, num_layers=num_layers)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        if device is None:
+            device = next(self.parameters()).device
+        z = torch.zeros(batch_size, self.num_layers, self.hidden_size, device=device)  # (B, L, H)
+        return tuple(z.clone() for _ in range(self.n_state))
+
+    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        initial = tuple(torch.zeros_like(s) for s in state)  # (B, L, H) each
+        out, state = run_fused_rnn(self.rnn, x, state, initial, reset)  # out (T, B, H)
+        return (out, state, {}) if diagnostics else (out, state)
+
+
+class GRUCell(_FusedRNNCell):
+    """GRU baseline (the usual RL² policy); state ``(h,)`` with h (B, L, H)."""
+
+    rnn_type = nn.GRU
+    n_state = 1
+
+
+class LSTMCell(_FusedRNNCell):
+    """LSTM baseline; state ``(h, c)``, each (B, L, H)."""
+
+    rnn_type = nn.LSTM
+    n_state = 2
