@@ -1,0 +1,157 @@
+"""Actor-critic policies on any cell (docs/interfaces.md, "Actor-critic").
+
+obs -> encoder MLP -> cell (memory) -> Gaussian action head (mean in [-1, 1]
+via tanh, learned state-independent log-std) and a value head. The same class
+with the ``mlp`` cell is the memoryless control. Observation normalisation is
+the trainer's job, not the policy's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from metarl.agents.base import Cell, State
+from metarl.agents.registry import make_cell
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+@dataclass
+class PolicyConfig:
+    """Architecture of an :class:`ActorCritic`."""
+
+    cell: str = "gru"
+    """Registered cell name (``metarl.agents.cells()``)."""
+    hidden_size: int = 256
+    """Width of the cell's output (and state, for the baselines)."""
+    encoder_sizes: tuple[int, ...] = (256, 256)
+    """Hidden widths of the tanh observation encoder MLP; () feeds obs straight to the cell."""
+    cell_options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword options for the cell (memory slots, width, heads ...)."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of the Gaussian action distribution."""
+
+
+class ActOutput(NamedTuple):
+    """One batched rollout step (all tensors (B, ...))."""
+
+    action: Tensor
+    """(B, A) raw Gaussian sample: store it and pass it to ``evaluate``."""
+    env_action: Tensor
+    """(B, A) ``action`` clipped to [-1, 1]: send it to the env."""
+    log_prob: Tensor
+    """(B,) log-probability of ``action`` (summed over action dims)."""
+    value: Tensor
+    """(B,) value estimate."""
+    state: State
+    """The cell state after this step."""
+    diagnostics: dict[str, Tensor] | None
+    """Cell diagnostics for this step, (B, ...) each, when asked for; else None."""
+
+
+def _layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Recurrent Gaussian actor-critic; ``cell`` carries the in-trial memory."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: PolicyConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or PolicyConfig()
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in config.encoder_sizes:
+            layers += [_layer_init(nn.Linear(width, size), math.sqrt(2)), nn.Tanh()]
+            width = size
+        self.encoder = nn.Sequential(*layers)
+        self.cell: Cell = make_cell(config.cell, width, config.hidden_size, **config.cell_options)
+        # Small gain on the mean so early actions stay near 0 (CleanRL's choice).
+        self.actor_mean = _layer_init(nn.Linear(config.hidden_size, action_dim), 0.01)
+        self.actor_log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))
+        self.critic = _layer_init(nn.Linear(config.hidden_size, 1), 1.0)
+
+    @property
+    def memoryless(self) -> bool:
+        return self.cell.memoryless
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The cell's trial-start state for ``batch_size`` envs."""
+        return self.cell.initial_state(batch_size, device)
+
+    def _features(self, obs: Tensor, state: State, reset: Tensor, diagnostics: bool):
+        """obs (T, B, D), reset (T, B) -> cell output (T, B, H), state, diag."""
+        z = self.encoder(obs)  # (T, B, E)
+        if diagnostics:
+            return self.cell(z, state, reset, diagnostics=True)
+        h, state = self.cell(z, state, reset)
+        return h, state, None
+
+    def _dist(self, h: Tensor) -> torch.distributions.Normal:
+        mean = torch.tanh(self.actor_mean(h))  # (..., A) in [-1, 1]
+        log_std = self.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).expand_as(mean)
+        return torch.distributions.Normal(mean, log_std.exp())
+
+    def act(
+        self,
+        obs: Tensor,
+        state: State,
+        reset: Tensor,
+        deterministic: bool = False,
+        diagnostics: bool = False,
+    ) -> ActOutput:
+        """One rollout step for B envs: obs (B, D), reset (B,) bool. Call under no_grad for rollouts."""
+        h, state, diag = self._features(obs.unsqueeze(0), state, reset.unsqueeze(0), diagnostics)
+        h = h.squeeze(0)  # (B, H)
+        dist = self._dist(h)
+        action = dist.mean if deterministic else dist.sample()  # (B, A)
+        log_prob = dist.log_prob(action).sum(-1)  # (B,)
+        value = self.critic(h).squeeze(-1)  # (B,)
+        if diag is not None:
+            diag = {k: v.squeeze(0) for k, v in diag.items()}  # (1, B, ...) -> (B, ...)
+        return ActOutput(action, action.clamp(-1.0, 1.0), log_prob, value, state, diag)
+
+    def evaluate(self, obs: Tensor, state: State, reset: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-probs, entropies and values, each (T, B), of a whole sequence in one cell call.
+
+        obs (T, B, D), state the state before step 0, reset (T, B), actions (T, B, A) raw samples.
+        """
+        h, _, _ = self._features(obs, state, reset, False)  # (T, B, H)
+        dist = self._dist(h)
+        log_prob = dist.log_prob(actions).sum(-1)  # (T, B)
+        entropy = dist.entropy().sum(-1)  # (T, B)
+        value = self.critic(h).squeeze(-1)  # (T, B)
+        return log_prob, entropy, value
+
+    def get_value(self, obs: Tensor, state: State, reset: Tensor) -> Tensor:
+        """Value (B,) of obs (B, D) after ``state``, resetting where ``reset`` (B,)."""
+        h, _, _ = self._features(obs.unsqueeze(0), state, reset.unsqueeze(0), False)
+        return self.critic(h.squeeze(0)).squeeze(-1)
+
+
+def make_policy(
+    cell: str,
+    obs_dim: int,
+    action_dim: int,
+    hidden_size: int = 256,
+    cell_options: dict[str, Any] | None = None,
+    encoder_sizes: tuple[int, ...] | list[int] = (256, 256),
+    init_log_std: float = -0.5,
+) -> ActorCritic:
+    """Build an :class:`ActorCritic` on the registered cell ``cell`` (``"mlp"`` gives the control)."""
+    config = PolicyConfig(
+        cell=cell,
+        hidden_size=hidden_size,
+        encoder_sizes=tuple(encoder_sizes),
+        cell_options=dict(cell_options or {}),
+        init_log_std=init_log_std,
+    )
+    return ActorCritic(obs_dim, action_dim, config)

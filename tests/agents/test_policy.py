@@ -1,0 +1,131 @@
+"""ActorCritic: rollout steps agree with sequence evaluation; heads behave as documented."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from metarl.agents import ActOutput, cells, make_policy
+
+OBS, ACT, T, B = 6, 3, 9, 4
+
+
+def small_policy(cell: str, **kw):
+    torch.manual_seed(0)
+    return make_policy(cell, OBS, ACT, hidden_size=16, encoder_sizes=(12,), **kw)
+
+
+def resets() -> torch.Tensor:
+    r = torch.zeros(T, B, dtype=torch.bool)
+    r[0] = True
+    r[4, 1] = True
+    r[6, :2] = True
+    return r
+
+
+@pytest.mark.parametrize("cell", cells())
+def test_act_steps_match_evaluate_over_the_sequence(cell):
+    policy = small_policy(cell)
+    obs = torch.randn(T, B, OBS)
+    reset = resets()
+    state0 = policy.initial_state(B)
+    state = state0
+    actions, log_probs, values = [], [], []
+    with torch.no_grad():
+        for t in range(T):
+            out = policy.act(obs[t], state, reset[t])
+            assert isinstance(out, ActOutput)
+            state = out.state
+            actions.append(out.action)
+            log_probs.append(out.log_prob)
+            values.append(out.value)
+        lp, ent, v = policy.evaluate(obs, state0, reset, torch.stack(actions))
+    assert lp.shape == ent.shape == v.shape == (T, B)
+    torch.testing.assert_close(lp, torch.stack(log_probs), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(v, torch.stack(values), atol=1e-4, rtol=1e-4)
+
+
+def test_get_value_equals_act_value():
+    policy = small_policy("lstm")
+    obs = torch.randn(B, OBS)
+    state = policy.initial_state(B)
+    reset = torch.tensor([True, False, True, False])
+    with torch.no_grad():
+        out = policy.act(obs, state, reset)
+        v = policy.get_value(obs, state, reset)
+    assert v.shape == (B,)
+    torch.testing.assert_close(v, out.value)
+
+
+def test_env_action_is_clipped_sample_and_deterministic_is_mean_in_bounds():
+    policy = small_policy("gru", init_log_std=1.5)  # wide: many samples fall outside [-1, 1]
+    obs = torch.randn(64, OBS) * 5
+    state = policy.initial_state(64)
+    reset = torch.ones(64, dtype=torch.bool)
+    with torch.no_grad():
+        out = policy.act(obs, state, reset)
+        det1 = policy.act(obs, state, reset, deterministic=True)
+        det2 = policy.act(obs, state, reset, deterministic=True)
+    assert out.action.abs().max() > 1.0  # raw sample is kept unclipped
+    torch.testing.assert_close(out.env_action, out.action.clamp(-1, 1))
+    assert det1.action.abs().max() <= 1.0
+    torch.testing.assert_close(det1.action, det2.action)
+    # log-prob of the raw sample under N(mean, std), summed over dims
+    std = math.exp(1.5)
+    expected = torch.distributions.Normal(det1.action, std).log_prob(out.action).sum(-1)
+    torch.testing.assert_close(out.log_prob, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_entropy_follows_learned_log_std():
+    obs = torch.randn(T, B, OBS)
+    a = torch.zeros(T, B, ACT)
+    ents = []
+    for ls in (-1.0, 0.0):
+        policy = small_policy("mlp", init_log_std=ls)
+        _, ent, _ = policy.evaluate(obs, policy.initial_state(B), resets(), a)
+        ents.append(ent)
+    # Gaussian entropy per dim is 0.5 * log(2 pi e) + log_std
+    torch.testing.assert_close(ents[1] - ents[0], torch.full((T, B), float(ACT)))
+
+
+@pytest.mark.parametrize("cell", ["mlp", "gru", "lstm"])
+def test_evaluate_gradients_reach_every_parameter(cell):
+    policy = small_policy(cell)
+    obs = torch.randn(T, B, OBS)
+    lp, ent, v = policy.evaluate(obs, policy.initial_state(B), resets(), torch.randn(T, B, ACT))
+    (lp.sum() + ent.sum() + v.sum()).backward()
+    missing = [n for n, p in policy.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_memoryless_policy_ignores_history_and_recurrent_policy_does_not():
+    obs = torch.randn(T, 1, OBS)
+    no_reset = torch.zeros(T, 1, dtype=torch.bool)
+    a = torch.zeros(T, 1, ACT)
+    for cell, depends in (("mlp", False), ("gru", True)):
+        policy = small_policy(cell)
+        obs2 = obs.clone()
+        obs2[0] += 3.0  # change only the first step
+        with torch.no_grad():
+            _, _, v1 = policy.evaluate(obs, policy.initial_state(1), no_reset, a)
+            _, _, v2 = policy.evaluate(obs2, policy.initial_state(1), no_reset, a)
+        assert bool((v1[1:] - v2[1:]).abs().max() > 1e-6) == depends, cell
+
+
+def test_unknown_cell_names_valid_ones():
+    with pytest.raises(ValueError, match="lstm"):
+        make_policy("lstmm", OBS, ACT)
+
+
+@pytest.mark.parametrize("cell", [c for c in cells() if c not in ("mlp", "gru", "lstm")])
+def test_act_passes_cell_diagnostics_per_env(cell):
+    policy = small_policy(cell)
+    with torch.no_grad():
+        out = policy.act(torch.randn(B, OBS), policy.initial_state(B), torch.ones(B, dtype=torch.bool), diagnostics=True)
+        plain = policy.act(torch.randn(B, OBS), policy.initial_state(B), torch.ones(B, dtype=torch.bool))
+    assert plain.diagnostics is None
+    assert out.diagnostics, "memory cells report diagnostics"
+    for name, value in out.diagnostics.items():
+        assert value.shape[0] == B, name
