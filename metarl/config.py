@@ -1,0 +1,351 @@
+"""Typed training configuration: dataclasses, YAML I/O and ``--set`` overrides.
+
+A run is fully described by one :class:`TrainConfig`. It is loaded from YAML
+(:func:`load_config`), overridden by ``key=value`` strings with dotted keys
+(``env.num_envs=8``) and written back resolved to ``DIR/config.yaml``. Unknown
+keys and wrong types raise a one-line :class:`ConfigError` (a ``ValueError``)
+that names the closest valid key, so typos fail before any env is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config key or value (one line, names the closest valid key)."""
+
+
+@dataclass
+class EnvConfig:
+    """Which tasks to train on and how trials are shaped."""
+
+    benchmark: str = "ML1/reach-v3"
+    """Benchmark name from ``metarl.envs`` (``ML1/<task>``, ``ML10``, ``ML45``, ``point-nav``, ``bandit``)."""
+    num_envs: int = 8
+    """Trial envs per rank; each holds one whole trial per update."""
+    episodes_per_trial: int = 2
+    """Attempts of the same task per trial (memory is kept across them)."""
+    max_episode_steps: int | None = None
+    """Steps per attempt; None keeps the benchmark's default (500 for Meta-World)."""
+    reward_scale: float | None = None
+    """Scale of the previous-reward input in the observation; None keeps the benchmark's default."""
+    vectorization: str = "async"
+    """``sync`` (one process) or ``async`` (one worker process per env)."""
+    eval_num_envs: int = 0
+    """Envs for the held-out evaluation; 0 means one per test task class (at least 2)."""
+    eval_trials: int = 1
+    """Trials per evaluation env at each periodic evaluation."""
+
+
+@dataclass
+class AgentConfig:
+    """The policy: a cell (memory) under an actor-critic."""
+
+    cell: str = "forget-memory"
+    """Cell name from ``metarl.agents.cells()``; ``mlp`` is the memoryless control."""
+    hidden_size: int = 128
+    """Width of the cell output and of the actor/critic heads."""
+    cell_options: dict = field(default_factory=dict)
+    """Extra keyword options for the cell (e.g. memory slots)."""
+    encoder_sizes: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden widths of the tanh observation encoder before the cell; [] feeds obs straight in."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of the Gaussian actions."""
+
+
+@dataclass
+class PPOConfig:
+    """Recurrent PPO learner settings."""
+
+    lr: float = 3e-4
+    """Adam learning rate at the start."""
+    lr_schedule: str = "linear"
+    """``linear`` (anneal to 0 at total_steps) or ``constant``."""
+    gamma: float = 0.99
+    """Discount over env steps (across attempts of a trial)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (over (chunk, env) sequences)."""
+    bptt_len: int = 0
+    """Truncated-BPTT chunk length in steps; 0 = whole trials. Must divide the trial length."""
+    clip_coef: float = 0.2
+    """PPO ratio clip."""
+    clip_vloss: bool = False
+    """Clip the value update around the rollout's values."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    target_kl: float | None = None
+    """Stop the epochs early once approx KL exceeds this (None: never)."""
+    trial_end: str = "terminal"
+    """How the last step of a trial is treated: ``terminal`` (the RL² episode ends, value 0)
+    or ``bootstrap`` (truncation: bootstrap with the value of the final observation)."""
+
+
+@dataclass
+class NormalizeConfig:
+    """Running normalisers (statistics are frozen during a rollout, saved in checkpoints)."""
+
+    obs: bool = True
+    """Normalise the env-observation dims (never the previous action or the flags)."""
+    reward_input: bool = False
+    """Also normalise the previous-reward input dim."""
+    reward: bool = True
+    """Scale rewards for the learner by the running std of discounted returns."""
+    clip: float = 10.0
+    """Clip normalised values to [-clip, clip]."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; written resolved to ``DIR/config.yaml``."""
+
+    seed: int = 1
+    """Seeds torch, numpy, the tasks and the env resets."""
+    total_steps: int = 200_000
+    """Env steps over all ranks."""
+    device: str = "auto"
+    """``auto`` (cuda if available), ``cpu``, ``cuda``, ``cuda:1`` ..."""
+    torch_threads: int = 0
+    """torch intra-op threads; 0 leaves the default."""
+    deterministic: bool = False
+    """Use deterministic torch algorithms (slower on GPU)."""
+    eval_interval: int = 10
+    """Updates between held-out evaluations; 0 disables periodic eval (one still runs at the end)."""
+    checkpoint_interval: int = 1
+    """Updates between writes of checkpoints/last.pt."""
+    save_interval: int = 0
+    """Updates between kept checkpoints/step_<env_steps>.pt; 0 = none."""
+    progress: bool = True
+    """Show a progress bar (env steps, SPS, ETA)."""
+    tensorboard: bool = True
+    """Write TensorBoard events to DIR/tb."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+
+
+# --------------------------------------------------------------------------- keys and types
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of a config class (``env.num_envs`` ...)."""
+    keys = []
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            keys.extend(_all_keys(t, f"{prefix}{f.name}."))
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.4)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _type_name(t: Any) -> str:
+    return getattr(t, "__name__", str(t).replace("typing.", ""))
+
+
+def _coerce(key: str, value: Any, t: Any) -> Any:
+    """Check ``value`` against annotation ``t``; ints widen to floats, nothing else converts."""
+    origin = typing.get_origin(t)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(t)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"config key '{key}' expects {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+    elif t is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif t is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif t is str:
+        if isinstance(value, str):
+            return value
+    elif t is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif origin in (list, tuple):
+        (item,) = typing.get_args(t)[:1] or (Any,)
+        if isinstance(value, (list, tuple)):
+            return [v if item is Any else _coerce(key, v, item) for v in value]
+    else:  # pragma: no cover - only for new annotation kinds
+        return value
+    raise ConfigError(f"config key '{key}' expects {_type_name(t)}, got {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if k not in names:
+            raise _unknown_key(key)
+        t = hints[k]
+        if dataclasses.is_dataclass(t):
+            kwargs[k] = _build(t, v or {}, f"{key}.")
+        else:
+            kwargs[k] = _coerce(key, v, t)
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def config_from_dict(data: dict | None) -> TrainConfig:
+    """Build a validated :class:`TrainConfig` from a nested dict (missing keys keep defaults)."""
+    cfg = _build(TrainConfig, data or {})
+    validate(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    """Nested plain dict (YAML- and ``torch.save(weights_only)``-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def parse_overrides(overrides: list[str] | None) -> dict:
+    """``["env.num_envs=8", "agent.cell=gru"]`` -> nested dict; values parsed as YAML scalars."""
+    nested: dict = {}
+    valid = set(_all_keys())
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if key not in valid and not any(v.startswith(key + ".") for v in valid):
+            # a cell option is free-form: agent.cell_options.<name>=...
+            if not key.startswith("agent.cell_options."):
+                raise _unknown_key(key)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = nested
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults <- YAML file (if given) <- ``--set`` overrides, validated."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: invalid YAML: {first}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    data = _merge(data, parse_overrides(overrides))
+    return config_from_dict(data)
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+_CHOICES = {
+    "ppo.lr_schedule": ("linear", "constant"),
+    "ppo.trial_end": ("terminal", "bootstrap"),
+    "env.vectorization": ("sync", "async"),
+}
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range and choice checks that types alone cannot express."""
+    flat = {
+        "ppo.lr_schedule": cfg.ppo.lr_schedule,
+        "ppo.trial_end": cfg.ppo.trial_end,
+        "env.vectorization": cfg.env.vectorization,
+    }
+    for key, value in flat.items():
+        if value not in _CHOICES[key]:
+            close = difflib.get_close_matches(value, _CHOICES[key], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(_CHOICES[key])}, got '{value}'{hint}")
+    positive = {
+        "total_steps": cfg.total_steps,
+        "env.num_envs": cfg.env.num_envs,
+        "env.episodes_per_trial": cfg.env.episodes_per_trial,
+        "env.eval_trials": cfg.env.eval_trials,
+        "agent.hidden_size": cfg.agent.hidden_size,
+        "ppo.epochs": cfg.ppo.epochs,
+        "ppo.num_minibatches": cfg.ppo.num_minibatches,
+        "checkpoint_interval": cfg.checkpoint_interval,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+    non_negative = {
+        "ppo.bptt_len": cfg.ppo.bptt_len,
+        "eval_interval": cfg.eval_interval,
+        "save_interval": cfg.save_interval,
+        "env.eval_num_envs": cfg.env.eval_num_envs,
+        "torch_threads": cfg.torch_threads,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    if cfg.env.max_episode_steps is not None and cfg.env.max_episode_steps < 1:
+        raise ConfigError(f"config key 'env.max_episode_steps' must be >= 1, got {cfg.env.max_episode_steps}")
+    if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
+        raise ConfigError("config keys 'ppo.gamma' and 'ppo.gae_lambda' must lie in [0, 1]")
+    if cfg.ppo.lr <= 0:
+        raise ConfigError(f"config key 'ppo.lr' must be > 0, got {cfg.ppo.lr}")

@@ -1,0 +1,136 @@
+"""Recurrent PPO: the clipped loss and one update over a rollout buffer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from metarl.buffer import Minibatch, RolloutBuffer
+from metarl.config import PPOConfig
+
+
+class NonFiniteError(ValueError):
+    """A NaN or inf in observations, rewards or losses (message names source and step)."""
+
+
+@dataclass
+class LossTerms:
+    loss: torch.Tensor
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+    ratio_max_dev: torch.Tensor  # max |ratio - 1|, exactly 0 at the first minibatch
+
+
+def ppo_loss(
+    new_log_prob: torch.Tensor,
+    entropy: torch.Tensor,
+    new_value: torch.Tensor,
+    mb: Minibatch,
+    cfg: PPOConfig,
+) -> LossTerms:
+    """Clipped surrogate + value loss - entropy bonus, averaged over (L, M)."""
+    log_ratio = new_log_prob - mb.log_probs  # (L, M)
+    ratio = log_ratio.exp()
+    adv = mb.advantages
+    if cfg.norm_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg1 = -adv * ratio
+    pg2 = -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+    policy_loss = torch.max(pg1, pg2).mean()
+    if cfg.clip_vloss:
+        v_clipped = mb.values + (new_value - mb.values).clamp(-cfg.clip_coef, cfg.clip_coef)
+        value_loss = 0.5 * torch.max((new_value - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
+    else:
+        value_loss = 0.5 * ((new_value - mb.returns) ** 2).mean()
+    ent = entropy.mean()
+    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * ent
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()  # k3 estimator (Schulman)
+        clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+        ratio_dev = (ratio - 1).abs().max()
+    return LossTerms(loss, policy_loss, value_loss, ent, approx_kl, clipfrac, ratio_dev)
+
+
+def learning_rate(cfg: PPOConfig, env_steps: int, total_steps: int) -> float:
+    """Learning rate at ``env_steps`` (a pure function of counters, so resume is exact)."""
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * max(0.0, 1.0 - env_steps / total_steps)
+    return cfg.lr
+
+
+def ppo_update(
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    buffer: RolloutBuffer,
+    cfg: PPOConfig,
+    generator: torch.Generator,
+    sync_grads: Callable[[list[torch.nn.Parameter]], None] | None = None,
+    sync_scalar: Callable[[float], float] | None = None,
+    step: int = 0,
+) -> dict[str, float]:
+    """``cfg.epochs`` passes of minibatch SGD over the buffer; returns ``losses/...`` metrics.
+
+    ``sync_grads`` all-reduces gradients across ranks (data parallel);
+    ``sync_scalar`` averages a float across ranks (for the target-KL stop, so
+    every rank runs the same number of steps).
+    """
+    params = [p for p in policy.parameters() if p.requires_grad]
+    sums: dict[str, float] = {}
+    n = 0
+    first_ratio_dev = float("nan")
+    stop = False
+    for epoch in range(cfg.epochs):
+        for mb in buffer.minibatches(cfg.num_minibatches, generator):
+            log_prob, entropy, value = policy.evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
+            terms = ppo_loss(log_prob, entropy, value, mb, cfg)
+            if not torch.isfinite(terms.loss):
+                raise NonFiniteError(
+                    f"non-finite PPO loss at env step {step} (epoch {epoch}): policy {terms.policy_loss.item():.4g}, "
+                    f"value {terms.value_loss.item():.4g}, entropy {terms.entropy.item():.4g}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            if sync_grads is not None:
+                sync_grads(params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            if not torch.isfinite(grad_norm):
+                raise NonFiniteError(f"non-finite gradient norm at env step {step} (epoch {epoch})")
+            optimizer.step()
+            if n == 0:
+                first_ratio_dev = terms.ratio_max_dev.item()
+            n += 1
+            for k, v in (
+                ("policy_loss", terms.policy_loss),
+                ("value_loss", terms.value_loss),
+                ("entropy", terms.entropy),
+                ("approx_kl", terms.approx_kl),
+                ("clipfrac", terms.clipfrac),
+                ("grad_norm", grad_norm),
+            ):
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if cfg.target_kl is not None:
+                kl = float(terms.approx_kl)
+                if sync_scalar is not None:
+                    kl = sync_scalar(kl)
+                if kl > cfg.target_kl:
+                    stop = True
+                    break
+        if stop:
+            break
+    metrics = {f"losses/{k}": v / max(n, 1) for k, v in sums.items()}
+    metrics["losses/first_ratio_dev"] = first_ratio_dev
+    metrics["losses/explained_variance"] = explained_variance(buffer.values, buffer.returns)
+    metrics["losses/epochs"] = float(epoch + 1)
+    return metrics
+
+
+def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """1 - Var[target - pred] / Var[target]; nan when the target is constant."""
+    var = target.var().item()
+    return float("nan") if var == 0 or math.isnan(var) else 1.0 - (target - pred).var().item() / var
