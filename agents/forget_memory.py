@@ -1,0 +1,116 @@
+"""``forget-memory``: the Meta-LSTM controller over a memory with learned forget gates.
+
+The project's thesis: what to forget is learned. Each of the N memory slots has
+a forget gate computed by the network:
+
+    M_t = diag(f_t) M_{t-1} + w_t v_tᵀ,      f_t ∈ (0, 1)^N
+
+Write modes (option ``write_mode``):
+
+- ``"input"`` (default, fast): write weights w_t, values v_t, forget gates f_t
+  and read keys/sharpness all come from x_t alone, so the memory sequence does
+  not depend on the controller. Every M_t of a sequence then comes from the
+  chunkwise parallel scan (:mod:`metarl.agents.scan`), each step reads its
+  M_t (after that step's forget and write) by content addressing, and the
+  controller runs as ONE fused ``nn.LSTM`` over ``[x_t; m_t]`` (the document's
+  V m_t term) via ``run_fused_rnn``. ``parallel=False`` runs the same math as a
+  step loop (the reference the parallel path is tested against); a single
+  step (T=1, as in rollouts) always uses it.
+- ``"controller"``: write/forget/read heads read ``[x_t; h_{t-1}]`` (the classic
+  MANN coupling), stepped in a loop.
+
+Reading every M_t by content materialises (chunk, B, N, W) memories per chunk
+(and autograd keeps them for the backward pass: T*B*N*W floats, 82 MB for
+T=500, B=40, 32x32); ``chunk_size`` bounds the per-chunk work tensors.
+
+The forget-gate bias starts at logit(``forget_init``) (σ(b) = 0.9): slots start
+out remembering and learn when to let go.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import torch
+from torch import Tensor
+
+from metarl.agents.addressing import content_weights, read
+from metarl.agents.base import State, run_fused_rnn
+from metarl.agents.meta_lstm import MemoryLSTMBase
+from metarl.agents.scan import gated_scan_chunks
+
+WRITE_MODES = ("input", "controller")
+
+
+class ForgetMemoryCell(MemoryLSTMBase):
+    """Meta-LSTM + slot memory with learned per-slot forget gates.
+
+    Options: ``slots`` N (32), ``width`` W (32), ``heads`` read heads K (1),
+    ``write_mode`` ("input" | "controller"), ``parallel`` (True: chunkwise scan
+    in input mode), ``chunk_size`` (32 steps per scan chunk), ``forget_init``
+    (0.9: initial σ of the forget-gate bias).
+    State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
+    (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
+    values computed at each step (at a reset step they act on the initial memory).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        slots: int = 32,
+        width: int = 32,
+        heads: int = 1,
+        write_mode: str = "input",
+        parallel: bool = True,
+        chunk_size: int = 32,
+        forget_init: float = 0.9,
+    ) -> None:
+        if write_mode not in WRITE_MODES:
+            close = difflib.get_close_matches(write_mode, WRITE_MODES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown write_mode {write_mode!r}.{hint} Valid: {', '.join(WRITE_MODES)}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if not 0.0 < forget_init < 1.0:
+            raise ValueError(f"forget_init must be in (0, 1), got {forget_init}")
+        super().__init__(
+            input_size,
+            hidden_size,
+            slots,
+            width,
+            heads,
+            forget=True,
+            heads_read_h=write_mode == "controller",
+            forget_init=forget_init,
+        )
+        self.write_mode = write_mode
+        self.parallel = parallel
+        self.chunk_size = chunk_size
+
+    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        if self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
+            return self._step_loop(x, state, reset, diagnostics)
+        return self._parallel(x, state, reset, diagnostics)
+
+    def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
+        """Input-driven mode: scan the memory for all T, read it, then one fused LSTM."""
+        T, B, _ = x.shape
+        h, c, mem = state
+        write, value, key, beta, log_f = self.memory_heads.split(self.memory_heads.from_x(x))
+        # write (T, B, N), value (T, B, W), key (T, B, K, W), beta (T, B, K), log_f (T, B, N)
+        mem0 = self.memory0.to(x.dtype)  # (N, W)
+        reads, weights = [], []
+        for a, b, chunk in gated_scan_chunks(log_f, write, value, reset, mem, mem0, self.chunk_size):
+            w = content_weights(key[a:b], chunk, beta[a:b])  # (C, B, K, N)
+            reads.append(read(w, chunk))  # (C, B, K*W)
+            weights.append(w)
+            mem = chunk[-1]  # (B, N, W)
+        m = torch.cat(reads, dim=0)  # (T, B, K*W)
+        zeros = torch.zeros_like(h)
+        out, (h, c) = run_fused_rnn(self.controller, torch.cat([x, m], dim=-1), (h, c), (zeros, zeros), reset)
+        new_state = (h, c, mem)
+        if diagnostics:
+            diag = {"read_weights": torch.cat(weights, dim=0), "write_weights": write, "forget": log_f.exp()}
+            return out, new_state, diag
+        return out, new_state

@@ -1,0 +1,168 @@
+"""The Meta-LSTM: an LSTM whose gates also read an external memory matrix.
+
+From the founding document:
+
+    i_t = σ(W_i x_t + U_i h_{t-1} + V_i m_t)      (likewise f_t, o_t)
+    g_t = tanh(W_g x_t + U_g h_{t-1} + V_g m_t)    (the candidate reads m_t too)
+    c_t = f_t ∘ c_{t-1} + i_t ∘ g_t,   h_t = o_t ∘ tanh(c_t)
+
+``V m_t`` is just extra input columns of an LSTM fed ``[x_t; m_t]``, so the
+controller is a plain ``nn.LSTM(input + heads*width, hidden)``; stepping it by
+hand below uses exactly its weights and gate order (i, f, g, o).
+
+Each step, in this order (keys and writes see both x_t and h_{t-1}, so a value
+can be stored and a query answered in the step its cue arrives):
+
+1. write: w_t = σ(gate) · softmax(address) over N slots, value v_t = tanh(·),
+   M_t = M_{t-1} + w_t v_tᵀ  (additive, never forgets);
+2. read: m_t = Σ_n a_t[n] M_t[n] with a_t the content weights (sharpened
+   cosine softmax) of a key from the controller, per read head;
+3. the LSTM update above.
+
+This module also holds the pieces :mod:`metarl.agents.forget_memory` reuses
+(:class:`MemoryHeads`, :class:`MemoryLSTMBase`): the forget-memory cell is this
+controller over a memory whose slots have learned forget gates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metarl.agents.addressing import content_weights, read
+from metarl.agents.base import Cell, State, stack_diagnostics
+
+
+class MemoryHeads(nn.Module):
+    """Linear read/write heads: one projection split into the named parts.
+
+    ``split`` returns ``(write (…, N), value (…, W), key (…, K, W), beta (…, K),
+    log_forget (…, N) or None)``. The projection is ``x @ Wx + b`` plus, when
+    ``hidden_size`` > 0, ``h @ Wh`` (so the x part can be computed for a whole
+    sequence at once).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        slots: int,
+        width: int,
+        heads: int,
+        forget: bool,
+        forget_init: float = 0.9,
+    ) -> None:
+        super().__init__()
+        self.slots, self.width, self.heads, self.forget = slots, width, heads, forget
+        # (name, size) in the order of the projection's outputs.
+        self.sizes = [slots, 1, width, heads * width, heads] + ([slots] if forget else [])
+        total = sum(self.sizes)
+        self.from_x = nn.Linear(input_size, total)
+        self.from_h = nn.Linear(hidden_size, total, bias=False) if hidden_size > 0 else None
+        if forget:
+            # σ(b) = forget_init: slots start out remembering.
+            with torch.no_grad():
+                self.from_x.bias[-slots:] = math.log(forget_init / (1.0 - forget_init))
+
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        parts = torch.split(z, self.sizes, dim=-1)
+        address, gate, value, key, beta = parts[:5]
+        write = torch.sigmoid(gate) * torch.softmax(address, dim=-1)  # (…, N)
+        key = key.unflatten(-1, (self.heads, self.width))  # (…, K, W)
+        beta = 1.0 + F.softplus(beta)  # (…, K)
+        log_forget = F.logsigmoid(parts[5]) if self.forget else None  # (…, N)
+        return write, torch.tanh(value), key, beta, log_forget
+
+
+class MemoryLSTMBase(Cell):
+    """An LSTM controller reading an (N, W) memory matrix; state ``(h, c, M)``.
+
+    State: h, c (B, 1, H) (batch first, one layer, as ``run_fused_rnn`` wants)
+    and M (B, N, W). The initial h, c are zero; the initial memory is a learned
+    (N, W) parameter shared by all envs, so a reset is deterministic.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        slots: int = 32,
+        width: int = 32,
+        heads: int = 1,
+        forget: bool = False,
+        heads_read_h: bool = True,
+        forget_init: float = 0.9,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        if min(slots, width, heads) < 1:
+            raise ValueError(f"slots, width and heads must be >= 1, got {slots}, {width}, {heads}")
+        self.slots, self.width, self.heads = slots, width, heads
+        self.forget = forget
+        self.heads_read_h = heads_read_h
+        self.controller = nn.LSTM(input_size + heads * width, hidden_size)
+        self.memory_heads = MemoryHeads(
+            input_size, hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init
+        )
+        self.memory0 = nn.Parameter(0.1 * torch.randn(slots, width))
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        p = self.memory0
+        device = p.device if device is None else torch.device(device)
+        h = torch.zeros(batch_size, 1, self.hidden_size, device=device, dtype=p.dtype)
+        mem = p.to(device).unsqueeze(0).expand(batch_size, -1, -1).clone()  # (B, N, W)
+        return h, h.clone(), mem
+
+    def _step_loop(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
+        """Step by step over T: the reference semantics of every mode."""
+        T, B, I = x.shape
+        h, c, mem = state[0][:, 0], state[1][:, 0], state[2]  # (B, H), (B, H), (B, N, W)
+        mem0 = self.memory0.to(x.dtype).unsqueeze(0).expand(B, -1, -1)  # (B, N, W)
+        keep = (~reset).to(x.dtype).unsqueeze(-1)  # (T, B, 1); initial h, c are zero
+        rnn = self.controller
+        w_x, w_m = rnn.weight_ih_l0[:, :I], rnn.weight_ih_l0[:, I:]
+        gates_x = F.linear(x, w_x, rnn.bias_ih_l0 + rnn.bias_hh_l0)  # (T, B, 4H)
+        heads = self.memory_heads
+        z_x = heads.from_x(x)  # (T, B, Z)
+        outs, diags = [], []
+        for t in range(T):
+            h, c = h * keep[t], c * keep[t]
+            mem = torch.where(reset[t][:, None, None], mem0, mem)
+            z = z_x[t] + heads.from_h(h) if heads.from_h is not None else z_x[t]
+            write, value, key, beta, log_f = heads.split(z)
+            added = write.unsqueeze(-1) * value.unsqueeze(-2)  # (B, N, W)
+            mem = log_f.exp().unsqueeze(-1) * mem + added if log_f is not None else mem + added
+            weights = content_weights(key, mem, beta)  # (B, K, N)
+            m = read(weights, mem)  # (B, K*W)
+            gates = gates_x[t] + F.linear(m, w_m) + F.linear(h, rnn.weight_hh_l0)  # (B, 4H)
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+            if diagnostics:
+                d = {"read_weights": weights, "write_weights": write}
+                if log_f is not None:
+                    d["forget"] = log_f.exp()
+                diags.append(d)
+        out = torch.stack(outs, dim=0)  # (T, B, H)
+        new_state = (h.unsqueeze(1), c.unsqueeze(1), mem)
+        if diagnostics:
+            return out, new_state, stack_diagnostics(diags)
+        return out, new_state
+
+
+class MetaLSTMCell(MemoryLSTMBase):
+    """``meta-lstm``: the document's gated cell over an additive-write memory.
+
+    Options: ``slots`` N (32), ``width`` W (32), ``heads`` read heads (1).
+    Stepped in a Python loop: its reads and writes depend on h_{t-1}.
+    Diagnostics: ``read_weights`` (T, B, K, N), ``write_weights`` (T, B, N).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, slots: int = 32, width: int = 32, heads: int = 1) -> None:
+        super().__init__(input_size, hidden_size, slots, width, heads, forget=False, heads_read_h=True)
+
+    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        return self._step_loop(x, state, reset, diagnostics)
