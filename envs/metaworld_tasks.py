@@ -1,0 +1,190 @@
+"""Meta-World v3 benchmarks (ML1/<task>, ML10, ML25, ML45) as benchmark specs.
+
+Splits come straight from Meta-World's own benchmark objects, built with a
+fixed ``BENCHMARK_SEED`` so every run sees the same 50 goals per class:
+``train`` = ``benchmark.train_tasks``, ``test`` = ``benchmark.test_tasks``
+(for ML1 the test goals are drawn with seed + 1 by Meta-World itself; we do
+not use the ``Meta-World/ML1-train`` gym id, which hands out the test goals).
+
+Building a benchmark object draws 50 goals per class (ML10 ~20 s, ML45
+~60 s), so the task lists are pickled to a disk cache, keyed by benchmark,
+seed and Meta-World version, and written atomically. Set ``METARL_CACHE``
+to move the cache (default ``~/.cache/metarl``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+
+ML_BENCHMARKS = ("ML10", "ML25", "ML45")
+BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
+EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
+# Fixed cameras whose frames MuJoCo returns upside down (see notes/metaworld.md).
+_ROTATED_CAMERAS = ("corner", "corner2", "corner3")
+
+
+@functools.lru_cache(maxsize=None)
+def all_task_names() -> list[str]:
+    """Every Meta-World v3 task class name (``reach-v3``, ...)."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    return list(ALL_V3_ENVIRONMENTS)
+
+
+def cache_dir() -> Path:
+    """Where built task lists are cached (``$METARL_CACHE`` or ``~/.cache/metarl``)."""
+    root = os.environ.get("METARL_CACHE") or os.path.join(Path.home(), ".cache", "metarl")
+    return Path(root)
+
+
+def _cache_path(name: str, seed: int) -> Path:
+    import metaworld
+    from importlib.metadata import version
+
+    try:
+        mw_version = version("metaworld")
+    except Exception:  # source checkout without metadata
+        mw_version = getattr(metaworld, "__version__", "unknown")
+    safe = name.replace("/", "_")
+    return cache_dir() / f"metaworld-{mw_version}" / f"{safe}-seed{seed}.pkl"
+
+
+def build_benchmark(name: str, seed: int = BENCHMARK_SEED) -> Any:
+    """The Meta-World benchmark object for ``name`` (slow: draws all goals)."""
+    import metaworld
+
+    if name.startswith("ML1/"):
+        return metaworld.ML1(name[len("ML1/"):], seed=seed)
+    return getattr(metaworld, name)(seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def load_tasks(name: str, seed: int = BENCHMARK_SEED) -> dict[str, list[Any]]:
+    """``{"train": [Task...], "test": [Task...]}`` of a benchmark, from cache or built."""
+    path = _cache_path(name, seed)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        pass
+    bench = build_benchmark(name, seed)
+    tasks = {"train": list(bench.train_tasks), "test": list(bench.test_tasks)}
+    try:  # atomic: write a temp file in the same folder, then rename over
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(tasks, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only home: still works, just not cached
+    return tasks
+
+
+class MetaWorldBenchmark(BenchmarkSpec):
+    """ML1/<task>, ML10, ML25 or ML45 with Meta-World's own train/test splits."""
+
+    default_episodes_per_trial = 10
+    default_max_episode_steps = EPISODE_STEPS
+    default_reward_scale = 0.1  # Meta-World v2 rewards lie in [0, 10]
+    in_process = False
+
+    def __init__(self, name: str, seed: int = BENCHMARK_SEED) -> None:
+        self.name = name
+        self.seed = seed
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if self.name.startswith("ML1/"):
+            return (self.name[len("ML1/"):],)
+        from metaworld import env_dict
+
+        return tuple(getattr(env_dict, f"{self.name}_V3")[split].keys())
+
+    def task_set(self, split: str) -> TaskSet:
+        tasks = load_tasks(self.name, self.seed)[split]
+        classes = self.classes(split)
+        goals: dict[str, list[Any]] = {c: [] for c in classes}
+        for task in tasks:
+            goals[task.env_name].append(task)
+        return TaskSet(self.name, split, classes, goals)
+
+    @functools.cache
+    def observation_space(self) -> gym.spaces.Box:
+        # Class-independent: hand space, gripper, unbounded object slots and a
+        # zeroed goal (goal hidden in ML benchmarks), twice (current, previous).
+        from metaworld.sawyer_xyz_env import SawyerXYZEnv
+
+        hand = SawyerXYZEnv._HAND_SPACE
+        obj = np.full(14, np.inf)
+        half_low = np.hstack([hand.low, -1.0, -obj])
+        half_high = np.hstack([hand.high, 1.0, obj])
+        low = np.hstack([half_low, half_low, np.zeros(3)])
+        high = np.hstack([half_high, half_high, np.zeros(3)])
+        return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+
+    def action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+
+    def make_core(
+        self,
+        class_name: str,
+        *,
+        max_episode_steps: int,
+        render_mode: str | None = None,
+        camera: str | None = None,
+    ) -> Core:
+        return MetaWorldCore(class_name, max_episode_steps, render_mode, camera)
+
+
+class MetaWorldCore(Core):
+    """One Meta-World env of one class; goals are Meta-World ``Task`` objects."""
+
+    def __init__(
+        self,
+        class_name: str,
+        max_episode_steps: int,
+        render_mode: str | None = None,
+        camera: str | None = None,
+    ) -> None:
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+        if max_episode_steps > EPISODE_STEPS:
+            raise ValueError(
+                f"max_episode_steps={max_episode_steps} exceeds Meta-World's {EPISODE_STEPS}"
+            )
+        self.class_name = class_name
+        self.camera = camera
+        self.env = ALL_V3_ENVIRONMENTS[class_name](render_mode=render_mode, camera_name=camera)
+        # Instance attribute shadows the class's 500: shorter episodes for quick runs.
+        self.env.max_path_length = max_episode_steps
+        self.action_space = self.env.action_space
+
+    def set_goal(self, goal: Any) -> None:
+        self.env.set_task(goal)
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        # Deterministic given the task: Meta-World freezes the goal's rand_vec.
+        obs, _ = self.env.reset()
+        return obs
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        obs, reward, _, _, info = self.env.step(action)
+        return obs, float(reward), bool(info["success"])
+
+    def render(self) -> np.ndarray | None:
+        frame = self.env.render()
+        if frame is not None and self.camera in _ROTATED_CAMERAS:
+            frame = np.ascontiguousarray(frame[::-1, ::-1])  # 180-degree turn
+        return frame
+
+    def close(self) -> None:
+        self.env.close()

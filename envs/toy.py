@@ -1,0 +1,171 @@
+"""Toy meta-RL tasks for fast CPU work: ``point-nav`` and ``bandit``.
+
+Both play RL² trials through the same ``TrialEnv`` as Meta-World, step in
+microseconds (they run in-process in ``make_vec``), and reward memory: the
+task is hidden, so only a policy that remembers earlier attempts of the
+trial can do better on later ones.
+
+point-nav
+    A point robot starts each attempt at the origin; the goal lies on the
+    upper half of the unit circle at a hidden angle. Observation: position
+    (2,). Action (2,) in [-1, 1] moves the point by ``0.1 * action``. Reward
+    ``-distance`` to the goal (dense); success while within 0.15 of it.
+    Episodes last 20 steps; 10 steps reach the circle from the origin.
+    Splits: the half circle is cut into 8 equal sectors; train goals lie in
+    the even sectors, test goals in the odd ones (disjoint angle ranges), 50
+    goals each, drawn with a fixed seed.
+
+bandit
+    A 5-armed Bernoulli bandit with hidden arm probabilities. One pull per
+    attempt by default (``max_episode_steps=1``), so a trial is
+    ``episodes_per_trial`` pulls. Observation: a constant 0 (1,). Action (5,)
+    in [-1, 1]: the pulled arm is its argmax. Reward 1 with the arm's
+    probability; success when the best arm is pulled. Splits: 50 train and
+    50 test tasks, arm probabilities uniform in [0, 1], drawn with different
+    fixed seeds (unseen tasks, same distribution, like ML1).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+
+NUM_GOALS = 50  # per split, as in Meta-World
+
+
+class _ToyBenchmark(BenchmarkSpec):
+    """Shared parts: one class named after the benchmark, goals from fixed seeds."""
+
+    default_reward_scale = 1.0
+    in_process = True
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        return (self.name,)
+
+    def task_set(self, split: str) -> TaskSet:
+        rng = np.random.default_rng({"train": 0, "test": 1}[split])
+        return TaskSet(self.name, split, (self.name,), {self.name: self._goals(split, rng)})
+
+    @abc.abstractmethod
+    def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
+        """The split's goals, drawn with ``rng`` (seeded per split)."""
+
+
+# ---------------------------------------------------------------- point-nav
+
+
+class PointNavBenchmark(_ToyBenchmark):
+    """2-D point robot, goal hidden on the upper half circle (see module doc)."""
+
+    name = "point-nav"
+    default_episodes_per_trial = 4
+    default_max_episode_steps = 20
+    SECTORS = 8
+
+    def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
+        width = math.pi / self.SECTORS
+        first = 0 if split == "train" else 1
+        sectors = rng.choice(np.arange(first, self.SECTORS, 2), size=NUM_GOALS)
+        angles = (sectors + rng.uniform(0.0, 1.0, NUM_GOALS)) * width
+        return [float(a) for a in angles]
+
+    def observation_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-PointNavCore.BOUND, PointNavCore.BOUND, (2,), dtype=np.float32)
+
+    def action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
+        return PointNavCore(render_mode)
+
+
+class PointNavCore(Core):
+    """The point robot; the goal is an angle on the unit half circle."""
+
+    BOUND = 2.0
+    STEP = 0.1
+    SUCCESS_RADIUS = 0.15
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.goal = np.zeros(2)
+        self.pos = np.zeros(2)
+
+    def set_goal(self, goal: Any) -> None:
+        self.goal = np.array([math.cos(goal), math.sin(goal)])
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        self.pos = np.zeros(2)
+        return self.pos.copy()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        self.pos = np.clip(self.pos + self.STEP * action[:2], -self.BOUND, self.BOUND)
+        dist = float(np.hypot(*(self.pos - self.goal)))
+        return self.pos.copy(), -dist, dist < self.SUCCESS_RADIUS
+
+    def render(self) -> np.ndarray | None:
+        """A 64x64 top view: goal green, point red (for quick videos)."""
+        if self.render_mode != "rgb_array":
+            return None
+        img = np.full((64, 64, 3), 255, dtype=np.uint8)
+
+        def pix(p: np.ndarray) -> tuple[int, int]:
+            x = int((p[0] + 1.2) / 2.4 * 63)
+            y = int((1.2 - p[1]) / 1.6 * 63)
+            return min(max(y, 0), 63), min(max(x, 0), 63)
+
+        for p, colour in ((self.goal, (0, 160, 0)), (self.pos, (220, 0, 0))):
+            r, c = pix(p)
+            img[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = colour
+        return img
+
+
+# ------------------------------------------------------------------- bandit
+
+
+class BanditBenchmark(_ToyBenchmark):
+    """k-armed Bernoulli bandit with hidden arm probabilities (see module doc)."""
+
+    name = "bandit"
+    default_episodes_per_trial = 10
+    default_max_episode_steps = 1
+    ARMS = 5
+
+    def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
+        return [rng.uniform(0.0, 1.0, self.ARMS) for _ in range(NUM_GOALS)]
+
+    def observation_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(0.0, 0.0, (1,), dtype=np.float32)
+
+    def action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (self.ARMS,), dtype=np.float32)
+
+    def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
+        return BanditCore(self.ARMS)
+
+
+class BanditCore(Core):
+    """Pull ``argmax(action)``; reward 1 with that arm's hidden probability."""
+
+    def __init__(self, arms: int) -> None:
+        self.probs = np.full(arms, 0.5)
+        self.rng = np.random.default_rng()
+        self._obs = np.zeros(1)
+
+    def set_goal(self, goal: Any) -> None:
+        self.probs = np.asarray(goal, dtype=np.float64)
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        self.rng = rng  # the trial env's seeded generator: seeded reward draws
+        return self._obs.copy()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        arm = int(np.argmax(action))
+        reward = float(self.rng.random() < self.probs[arm])
+        return self._obs.copy(), reward, arm == int(np.argmax(self.probs))

@@ -1,0 +1,260 @@
+"""``TrialEnv``: one gymnasium env that plays RL² trials of a benchmark.
+
+A *trial* holds one task (class + goal) for ``episodes_per_trial`` attempts;
+one gymnasium *episode* is one attempt and ends with ``truncated=True`` after
+``max_episode_steps`` steps (``terminated`` is always False, so every trial
+has the same length). Layout of the observation (docs/interfaces.md)::
+
+    [ env obs (D_env) | previous action (A) | previous reward * reward_scale (1)
+      | episode-start flag (1) | trial-start flag (1) ]
+
+Reset rules:
+- ``reset(seed=s)`` starts a new trial and reseeds the task sequence: same
+  seed, same tasks (and same first observations).
+- ``reset()`` after an unfinished trial starts its next attempt (same task;
+  previous action/reward carried over); after the trial's last attempt, or
+  with ``options={"new_trial": True}``, it draws a new task.
+
+Task choice: the class is round-robin, ``classes[(env_index + k * num_envs) %
+C]`` for the env's k-th trial since seeding, so N envs together cover all
+classes evenly even when N < C; the goal is drawn uniformly from the class's
+goals with the env's own seeded generator (``self.np_random``).
+
+``info`` (every step and reset): ``task`` (class name), ``task_id`` (index
+into the split's classes), ``goal`` (index into the class's goals),
+``attempt`` (1-based), ``success`` (this step), ``trial_end`` (last step of
+the trial), ``episode_success`` / ``episode_return`` (at an attempt's last
+step: any-step success and raw return; else False / 0.0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+from metarl.envs.registry import check_split, get_benchmark
+
+
+def check_positive(name: str, value: int) -> int:
+    """Return ``value`` if it is an int >= 1, else a one-line ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class TrialEnv(gym.Env):
+    """RL² trials of one benchmark split (see module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(
+        self,
+        benchmark: str,
+        *,
+        split: str = "train",
+        episodes_per_trial: int | None = None,
+        max_episode_steps: int | None = None,
+        reward_scale: float | None = None,
+        seed: int | None = None,
+        render_mode: str | None = None,
+        camera: str | None = None,
+        env_index: int = 0,
+        num_envs: int = 1,
+        task_set: TaskSet | None = None,
+    ) -> None:
+        spec: BenchmarkSpec = get_benchmark(benchmark)
+        self.benchmark = benchmark
+        self.split = check_split(split)
+        self.spec_ = spec
+        self.episodes_per_trial = check_positive(
+            "episodes_per_trial",
+            spec.default_episodes_per_trial if episodes_per_trial is None else episodes_per_trial,
+        )
+        self.max_episode_steps = check_positive(
+            "max_episode_steps",
+            spec.default_max_episode_steps if max_episode_steps is None else max_episode_steps,
+        )
+        self.trial_length = self.episodes_per_trial * self.max_episode_steps
+        self.reward_scale = float(
+            spec.default_reward_scale if reward_scale is None else reward_scale
+        )
+        self.num_envs = check_positive("num_envs", num_envs)
+        if not 0 <= env_index < num_envs:
+            raise ValueError(f"env_index must be in [0, {num_envs}), got {env_index}")
+        self.env_index = int(env_index)
+        self.render_mode = render_mode
+        self.camera = camera
+        self.task_set = task_set if task_set is not None else spec.task_set(self.split)
+        self.task_names = list(self.task_set.classes)
+
+        core_space, self.action_space = spec.observation_space(), spec.action_space()
+        self._core_low, self._core_high = core_space.low, core_space.high
+        self._d_env = core_space.shape[0]
+        inf = np.array([np.inf], dtype=np.float32)
+        flags = np.zeros(2, dtype=np.float32)
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([core_space.low, self.action_space.low, -inf, flags]),
+            np.concatenate([core_space.high, self.action_space.high, inf, flags + 1]),
+            dtype=np.float32,
+        )
+        self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+
+        self._pending_seed = seed  # used by the first reset() without a seed
+        self._cores: dict[str, Core] = {}  # rendering envs keep every core alive
+        self._core: Core | None = None
+        self._class_name = ""
+        self._task_id = 0
+        self._goal = 0
+        self._trial = 0  # trials started since the last seeding
+        self._attempt = 0  # 0: no trial in progress
+        self._t = 0
+        self._return = 0.0
+        self._success = False
+        self._needs_reset = True
+
+    # ---------------------------------------------------------------- tasks
+
+    def _use_class(self, name: str) -> Core:
+        """The core of class ``name``; one live core unless rendering."""
+        if name in self._cores:
+            return self._cores[name]
+        if self.render_mode is None:
+            # Keep memory flat: close the old class's MuJoCo env first.
+            for core in self._cores.values():
+                core.close()
+            self._cores.clear()
+        core = self.spec_.make_core(
+            name,
+            max_episode_steps=self.max_episode_steps,
+            render_mode=self.render_mode,
+            camera=self.camera,
+        )
+        self._cores[name] = core
+        return core
+
+    def _start_trial(self) -> None:
+        classes = self.task_set.classes
+        self._task_id = (self.env_index + self._trial * self.num_envs) % len(classes)
+        self._trial += 1
+        self._class_name = classes[self._task_id]
+        goals = self.task_set.goals[self._class_name]
+        self._goal = int(self.np_random.integers(len(goals)))
+        self._core = self._use_class(self._class_name)
+        self._core.set_goal(goals[self._goal])
+        self._attempt = 1
+        self._obs[self._d_env :] = 0.0  # no previous action/reward in a new trial
+
+    # ------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is None and self._pending_seed is not None:
+            seed = self._pending_seed
+        self._pending_seed = None
+        super().reset(seed=seed)
+        new_trial = (
+            seed is not None
+            or self._attempt == 0
+            or self._attempt >= self.episodes_per_trial
+            or bool((options or {}).get("new_trial", False))
+        )
+        if seed is not None:
+            self._trial = 0
+        if new_trial:
+            self._start_trial()
+        else:
+            self._attempt += 1
+        core_obs = self._core.reset(self.np_random)
+        self._t, self._return, self._success = 0, 0.0, False
+        self._needs_reset = False
+        self._write_obs(core_obs)
+        self._obs[-2] = 1.0  # episode start
+        self._obs[-1] = 1.0 if new_trial else 0.0  # trial start
+        return self._obs.copy(), self._info(False, False, False)
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("step() called after the attempt ended: call reset() first")
+        act = np.clip(np.asarray(action, dtype=np.float32).reshape(self.action_space.shape), -1.0, 1.0)
+        core_obs, reward, success = self._core.step(act)
+        self._t += 1
+        self._return += reward
+        self._success |= success
+        truncated = self._t >= self.max_episode_steps
+        trial_end = truncated and self._attempt >= self.episodes_per_trial
+        self._needs_reset = truncated
+        self._write_obs(core_obs)
+        n_act = act.shape[0]
+        self._obs[self._d_env : self._d_env + n_act] = act
+        self._obs[self._d_env + n_act] = reward * self.reward_scale
+        self._obs[-2:] = 0.0
+        return self._obs.copy(), reward, False, truncated, self._info(success, truncated, trial_end)
+
+    def _write_obs(self, core_obs: np.ndarray) -> None:
+        # float64 -> float32, then clip so rounding never leaves the space.
+        np.clip(core_obs, self._core_low, self._core_high, out=self._obs[: self._d_env], casting="unsafe")
+
+    def _info(self, success: bool, episode_end: bool, trial_end: bool) -> dict[str, Any]:
+        return {
+            "task": self._class_name,
+            "task_id": self._task_id,
+            "goal": self._goal,
+            "attempt": self._attempt,
+            "success": bool(success),
+            "trial_end": bool(trial_end),
+            "episode_success": bool(self._success) if episode_end else False,
+            "episode_return": float(self._return) if episode_end else 0.0,
+        }
+
+    def render(self) -> np.ndarray | None:
+        """The current frame (``render_mode="rgb_array"``), upright for every camera."""
+        return None if self._core is None else self._core.render()
+
+    def close(self) -> None:
+        for core in self._cores.values():
+            core.close()
+        self._cores.clear()
+        self._core = None
+        super().close()
+
+
+def make_env(
+    benchmark: str,
+    *,
+    split: str = "train",
+    episodes_per_trial: int | None = None,
+    seed: int | None = None,
+    render_mode: str | None = None,
+    camera: str | None = None,
+    max_episode_steps: int | None = None,
+    reward_scale: float | None = None,
+    env_index: int = 0,
+    num_envs: int = 1,
+) -> TrialEnv:
+    """One RL² trial env of ``benchmark``'s ``split``.
+
+    ``None`` picks the benchmark's default: ``episodes_per_trial`` (Meta-World
+    10, point-nav 4, bandit 10), ``max_episode_steps`` (Meta-World 500,
+    point-nav 20, bandit 1; shorter Meta-World episodes for quick runs),
+    ``reward_scale`` (reward input scaling: Meta-World 0.1, toys 1.0).
+    ``seed`` seeds the first ``reset()``. ``env_index``/``num_envs`` place the
+    env in a round-robin over the classes (what ``make_vec`` uses).
+    """
+    return TrialEnv(
+        benchmark,
+        split=split,
+        episodes_per_trial=episodes_per_trial,
+        max_episode_steps=max_episode_steps,
+        reward_scale=reward_scale,
+        seed=seed,
+        render_mode=render_mode,
+        camera=camera,
+        env_index=env_index,
+        num_envs=num_envs,
+    )

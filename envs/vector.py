@@ -1,0 +1,415 @@
+"""``TrialVectorEnv``: many trial envs, several per worker process.
+
+Why not gymnasium's ``AsyncVectorEnv``: it runs one process per env and
+pickles every observation and info dict through a pipe. Here each worker
+process steps a contiguous block of envs; actions, observations, rewards,
+flags and info arrays live in one shared-memory block, and the pipes carry
+only a tiny command and an acknowledgement per worker per step. Toy
+benchmarks (``spec.in_process``) step in the calling process: their step is
+cheaper than any IPC.
+
+Semantics (docs/interfaces.md): SAME_STEP autoreset, i.e. where an attempt
+ended the returned obs is already the first obs of the next attempt or
+trial, and ``infos["final_obs"]`` holds the ended attempt's last obs. The
+other ``infos`` arrays (``task_id``, ``attempt``, ``success``,
+``trial_end``, ``episode_success``, ``episode_return``) describe the step
+just taken, i.e. the ended attempt. ``reset(seed=s)`` seeds env i with
+``s + i``; ``reset()`` starts a new trial in every env.
+
+Workers start with the ``forkserver`` method (fork hangs after the parent
+has rendered); they receive the split's task set with their arguments, so no
+worker rebuilds a Meta-World benchmark. A worker that raises or dies makes
+the next call raise ``RuntimeError`` naming the envs and tasks it held.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs.registry import check_split, get_benchmark
+from metarl.envs.trial import TrialEnv, check_positive
+
+# name -> (dtype, trailing shape key); "D": obs dim, "A": action dim
+_FIELDS: dict[str, tuple[Any, str]] = {
+    "actions": (np.float32, "A"),
+    "obs": (np.float32, "D"),
+    "final_obs": (np.float32, "D"),
+    "rewards": (np.float64, ""),
+    "terminated": (np.bool_, ""),
+    "truncated": (np.bool_, ""),
+    "task_id": (np.int64, ""),
+    "attempt": (np.int64, ""),
+    "success": (np.bool_, ""),
+    "trial_end": (np.bool_, ""),
+    "episode_success": (np.bool_, ""),
+    "episode_return": (np.float64, ""),
+}
+INFO_KEYS = ("task_id", "attempt", "success", "trial_end", "episode_success", "episode_return")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Byte offsets of every field of the shared block, for N envs."""
+
+    num_envs: int
+    obs_dim: int
+    act_dim: int
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        dims = {"D": (self.obs_dim,), "A": (self.act_dim,), "": ()}
+        return {k: (self.num_envs, *dims[key]) for k, (_, key) in _FIELDS.items()}
+
+    def nbytes(self) -> int:
+        return sum(self._sizes().values())
+
+    def _sizes(self) -> dict[str, int]:
+        sizes = {}
+        for k, shape in self.shapes().items():
+            n = int(np.prod(shape)) * np.dtype(_FIELDS[k][0]).itemsize
+            sizes[k] = (n + 7) // 8 * 8  # keep every field 8-byte aligned
+        return sizes
+
+    def views(self, buffer: Any) -> dict[str, np.ndarray]:
+        """Numpy views of every field on ``buffer`` (shared or local)."""
+        raw = np.frombuffer(buffer, dtype=np.uint8)
+        out, offset = {}, 0
+        for k, shape in self.shapes().items():
+            dtype = np.dtype(_FIELDS[k][0])
+            count = int(np.prod(shape))
+            out[k] = raw[offset : offset + count * dtype.itemsize].view(dtype).reshape(shape)
+            offset += self._sizes()[k]
+        return out
+
+
+def _write(buf: dict[str, np.ndarray], i: int, obs: np.ndarray, reward: float,
+           truncated: bool, info: dict[str, Any]) -> None:
+    buf["obs"][i] = obs
+    buf["rewards"][i] = reward
+    buf["terminated"][i] = False  # trials have a fixed length: never terminated
+    buf["truncated"][i] = truncated
+    for key in INFO_KEYS:
+        buf[key][i] = info[key]
+
+
+class _EnvFailed(Exception):
+    """Env ``index`` of a block raised; the original exception is the cause."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def _step_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray]) -> None:
+    """Step envs ``start..start+len(envs)`` on ``buf["actions"]``; SAME_STEP autoreset."""
+    for j, env in enumerate(envs):
+        i = start + j
+        try:
+            obs, reward, terminated, truncated, info = env.step(buf["actions"][i])
+            if terminated or truncated:
+                buf["final_obs"][i] = obs
+                obs, _ = env.reset()  # next attempt, or a new trial after the last
+            else:
+                buf["final_obs"][i] = 0.0
+        except Exception as exc:
+            raise _EnvFailed(j) from exc
+        _write(buf, i, obs, reward, truncated, info)
+
+
+def _reset_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray],
+                 seed: int | None) -> None:
+    for j, env in enumerate(envs):
+        i = start + j
+        if seed is None:
+            obs, info = env.reset(options={"new_trial": True})
+        else:
+            obs, info = env.reset(seed=seed + i)
+        buf["final_obs"][i] = 0.0
+        _write(buf, i, obs, 0.0, False, info)
+
+
+def _where(envs: list[TrialEnv], start: int, j: int | None = None) -> str:
+    """'env i (task t, goal g)' for one env, or every env of a block."""
+    idx = range(len(envs)) if j is None else [j]
+    return ", ".join(
+        f"env {start + k} (task {envs[k]._class_name or '<none yet>'!r}, goal {envs[k]._goal})"
+        for k in idx
+    )
+
+
+def _worker(conn: Connection, shared: Any, layout: _Layout, start: int, count: int,
+            env_kwargs: dict[str, Any], seed: int | None) -> None:
+    """Worker process: build envs ``start..start+count``, then obey commands."""
+    envs: list[TrialEnv] = []
+    try:
+        buf = layout.views(shared)
+        for i in range(start, start + count):
+            envs.append(TrialEnv(**env_kwargs, env_index=i, seed=None if seed is None else seed + i))
+        conn.send(("ok", None))
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "step":
+                try:
+                    _step_block(envs, start, buf)
+                except _EnvFailed as exc:
+                    tb = "".join(traceback.format_exception(exc.__cause__))
+                    conn.send(("error", f"{_where(envs, start, exc.index)} raised:\n{tb}"))
+                    continue
+            elif cmd == "reset":
+                _reset_block(envs, start, buf, arg)
+            elif cmd == "close":
+                break
+            conn.send(("ok", None))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass  # parent went away
+    except Exception:
+        try:
+            conn.send(("error", f"{_where(envs, start) or f'envs {start}..{start + count - 1}'} "
+                                f"raised:\n{traceback.format_exc()}"))
+        except OSError:
+            pass
+    finally:
+        for env in envs:
+            env.close()
+        conn.close()
+
+
+class TrialVectorEnv(gym.vector.VectorEnv):
+    """N trial envs of one benchmark split; see the module docstring."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        benchmark: str,
+        *,
+        split: str = "train",
+        num_envs: int,
+        episodes_per_trial: int | None = None,
+        seed: int | None = None,
+        max_episode_steps: int | None = None,
+        reward_scale: float | None = None,
+        workers: int | None = None,
+        context: str = "forkserver",
+    ) -> None:
+        spec = get_benchmark(benchmark)
+        check_split(split)
+        self.num_envs = check_positive("num_envs", num_envs)
+        if workers is None:
+            workers = 0 if spec.in_process else min(self.num_envs, _usable_cpus())
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
+        self.num_workers = min(workers, self.num_envs)
+        env_kwargs = dict(
+            benchmark=benchmark,
+            split=split,
+            episodes_per_trial=episodes_per_trial,
+            max_episode_steps=max_episode_steps,
+            reward_scale=reward_scale,
+            num_envs=self.num_envs,
+            task_set=spec.task_set(split),
+        )
+        # A template env in this process gives spaces and trial constants
+        # (validates every argument, builds no MuJoCo model until reset).
+        probe = TrialEnv(**env_kwargs)
+        self.benchmark, self.split = benchmark, split
+        self.task_names = probe.task_names
+        self.episodes_per_trial = probe.episodes_per_trial
+        self.max_episode_steps = probe.max_episode_steps
+        self.trial_length = probe.trial_length
+        self.reward_scale = probe.reward_scale
+        self.single_observation_space = probe.observation_space
+        self.single_action_space = probe.action_space
+        self.observation_space = gym.vector.utils.batch_space(probe.observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(probe.action_space, self.num_envs)
+        self.render_mode = None
+        probe.close()
+
+        self._layout = _Layout(self.num_envs, probe.observation_space.shape[0], probe.action_space.shape[0])
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        self._blocks: list[tuple[int, int]] = []
+        self._local_envs: list[TrialEnv] = []
+        self._failed: str | None = None
+        if self.num_workers == 0:
+            self._shared = bytearray(self._layout.nbytes())
+            self._buf = self._layout.views(self._shared)
+            self._local_envs = [
+                TrialEnv(**env_kwargs, env_index=i, seed=None if seed is None else seed + i)
+                for i in range(self.num_envs)
+            ]
+            return
+        ctx = mp.get_context(context)
+        if context == "forkserver":
+            # Workers fork from a server that already imported the env code.
+            ctx.set_forkserver_preload(["metarl.envs._preload"])
+        self._shared = ctx.RawArray(ctypes.c_char, self._layout.nbytes())
+        self._buf = self._layout.views(self._shared)
+        bounds = np.linspace(0, self.num_envs, self.num_workers + 1).round().astype(int)
+        for w in range(self.num_workers):
+            start, count = int(bounds[w]), int(bounds[w + 1] - bounds[w])
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker,
+                args=(child, self._shared, self._layout, start, count, env_kwargs, seed),
+                name=f"metarl-envs-{w}",
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+            self._blocks.append((start, count))
+        self._wait_all("starting")
+
+    # ------------------------------------------------------------ workers
+
+    def _wait_all(self, what: str) -> None:
+        """Collect one reply per worker; raise naming the envs of a failed one."""
+        errors = []
+        for w, (conn, proc) in enumerate(zip(self._conns, self._procs)):
+            start, count = self._blocks[w]
+            ready = wait([conn, proc.sentinel])
+            try:
+                if conn not in ready and not conn.poll():
+                    raise EOFError
+                status, msg = conn.recv()
+            except (EOFError, ConnectionResetError, OSError):
+                proc.join(timeout=1.0)
+                held = ", ".join(
+                    f"env {i} (task {self._task_name(i)!r})" for i in range(start, start + count)
+                )
+                errors.append(
+                    f"worker {w} (pid {proc.pid}) died with exit code {proc.exitcode} "
+                    f"while {what}; it held {held}"
+                )
+                continue
+            if status == "error":
+                errors.append(f"worker {w} while {what}: {msg}")
+        if errors:
+            self._failed = errors[0]
+            self.close()
+            raise RuntimeError("\n".join(errors))
+
+    def _task_name(self, i: int) -> str:
+        return self.task_names[int(self._buf["task_id"][i])]
+
+    def _send_all(self, msg: tuple[str, Any]) -> None:
+        if self.closed:
+            raise RuntimeError(
+                "vector env is closed" + (f" after a failure: {self._failed}" if self._failed else "")
+            )
+        for conn in self._conns:
+            try:
+                conn.send(msg)
+            except (BrokenPipeError, OSError):
+                pass  # reported by _wait_all with the env details
+
+    # ------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Start a new trial in every env; ``seed`` seeds env i with ``seed + i``."""
+        if self._local_envs:
+            _reset_block(self._local_envs, 0, self._buf, seed)
+        else:
+            self._send_all(("reset", seed))
+            self._wait_all("resetting")
+        return self._buf["obs"].copy(), self._infos()
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self._buf["actions"][:] = np.asarray(actions, dtype=np.float32).reshape(
+            self._buf["actions"].shape
+        )  # (N, A)
+        if self._local_envs:
+            try:
+                _step_block(self._local_envs, 0, self._buf)
+            except _EnvFailed as exc:
+                raise RuntimeError(f"{_where(self._local_envs, 0, exc.index)} raised") from exc.__cause__
+        else:
+            self._send_all(("step", None))
+            self._wait_all("stepping")
+        b = self._buf
+        return (
+            b["obs"].copy(),
+            b["rewards"].copy(),
+            b["terminated"].copy(),
+            b["truncated"].copy(),
+            self._infos(),
+        )
+
+    def _infos(self) -> dict[str, np.ndarray]:
+        infos = {k: self._buf[k].copy() for k in INFO_KEYS}
+        infos["final_obs"] = self._buf["final_obs"].copy()  # (N, D)
+        return infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self._local_envs:
+            env.close()
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=1.0)
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+
+    def __del__(self) -> None:
+        if not getattr(self, "closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def make_vec(
+    benchmark: str,
+    *,
+    split: str = "train",
+    num_envs: int,
+    episodes_per_trial: int | None = None,
+    seed: int | None = None,
+    max_episode_steps: int | None = None,
+    reward_scale: float | None = None,
+    workers: int | None = None,
+) -> TrialVectorEnv:
+    """A vector env of ``num_envs`` trial envs (see ``TrialVectorEnv``).
+
+    ``workers``: worker processes (``None``: in-process for toy benchmarks,
+    else ``min(num_envs, usable CPUs)``; 0: always in-process). Other
+    arguments as in ``make_env``; ``seed`` seeds env i with ``seed + i``.
+    """
+    return TrialVectorEnv(
+        benchmark,
+        split=split,
+        num_envs=num_envs,
+        episodes_per_trial=episodes_per_trial,
+        seed=seed,
+        max_episode_steps=max_episode_steps,
+        reward_scale=reward_scale,
+        workers=workers,
+    )
