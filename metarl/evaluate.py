@@ -1,0 +1,445 @@
+"""``metarl evaluate``: how well a trained agent adapts to held-out tasks, attempt by attempt.
+
+One *trial* = ``episodes_per_trial`` attempts of one task with memory reset once,
+at the trial start. For each task class we report the success rate and mean
+return of attempt 1..K, the mean over tasks, and a 95% bootstrap CI of the
+final-attempt success. :func:`evaluate_agent` is the Python entry point (training
+reuses it); the CLI adds tables, JSON/CSV files, several runs and
+``--protocol metaworld`` (Meta-World's own meta-test loop, see
+:mod:`metarl.mw_protocol`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl import stats
+
+PROTOCOLS = ("rl2", "metaworld")
+
+
+@dataclass
+class TrialRecord:
+    """The outcome of one trial: per attempt (1..K) success and raw return."""
+
+    task: str
+    success: list[bool]
+    returns: list[float]
+    goal: int | None = None
+
+
+@dataclass
+class EvalSettings:
+    """What to evaluate; ``None`` fields come from the agent's training config."""
+
+    benchmark: str | None = None
+    split: str = "test"
+    trials: int | None = None
+    """Trials per task class; None = the number of goals per class (50 for Meta-World)."""
+    episodes_per_trial: int | None = None
+    seed: int = 0
+    deterministic: bool = False
+    num_envs: int | None = None
+    """Parallel trial envs; None = classes x trials-per-class up to ``max_envs``."""
+    max_envs: int = 20
+    max_episode_steps: int | None = None
+    vectorization: str = "sync"
+    progress: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _config_env(agent: Any) -> Any:
+    cfg = getattr(agent, "config", None)
+    return getattr(cfg, "env", None)
+
+
+def resolve_settings(agent: Any, settings: EvalSettings) -> EvalSettings:
+    """Fill ``None`` fields from the agent's training config (benchmark, K, episode length)."""
+    env_cfg = _config_env(agent)
+    s = EvalSettings(**{**settings.__dict__})
+    if s.benchmark is None:
+        if env_cfg is None:
+            raise ValueError("no --benchmark given and the agent carries no training config")
+        s.benchmark = env_cfg.benchmark
+    if s.episodes_per_trial is None and env_cfg is not None:
+        s.episodes_per_trial = env_cfg.episodes_per_trial
+    if s.max_episode_steps is None and env_cfg is not None:
+        s.max_episode_steps = getattr(env_cfg, "max_episode_steps", None)
+    for name in ("trials", "episodes_per_trial", "num_envs", "max_episode_steps"):
+        value = getattr(s, name)
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+    return s
+
+
+def _reward_scale(agent: Any) -> float | None:
+    env_cfg = _config_env(agent)
+    return None if env_cfg is None else getattr(env_cfg, "reward_scale", None)
+
+
+def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str, Any]]:
+    """Play whole trials in a vector env until every class has ``s.trials`` of them.
+
+    Env i's k-th trial plays class ``(i + k N) % C`` (round-robin); with N a
+    multiple of C each env keeps one class, so every round adds N / C trials per
+    class. Each round is ``reset(seed)`` + exactly ``trial_length`` steps.
+    """
+    from metarl.envs import make_vec
+    from metarl.envs.registry import task_set
+
+    tset = task_set(s.benchmark, s.split)
+    classes = list(tset.classes)
+    num_classes = len(classes)
+    trials = s.trials or max(len(g) for g in tset.goals.values())
+    per_round = s.num_envs // num_classes if s.num_envs else max(1, min(trials, s.max_envs // num_classes))
+    if per_round < 1:
+        raise ValueError(f"num-envs must be at least the number of task classes ({num_classes})")
+    num_envs = per_round * num_classes  # a multiple of C: each env keeps one class
+    rounds = math.ceil(trials / per_round)
+    # sync: every env in this process; async: worker processes (make_vec's default)
+    kwargs: dict[str, Any] = dict(split=s.split, workers=0 if s.vectorization == "sync" else None)
+    if s.episodes_per_trial is not None:
+        kwargs["episodes_per_trial"] = s.episodes_per_trial
+    if s.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = s.max_episode_steps
+    if _reward_scale(agent) is not None:
+        kwargs["reward_scale"] = _reward_scale(agent)
+    envs = make_vec(s.benchmark, num_envs=num_envs, **kwargs)
+    k = int(envs.episodes_per_trial)
+    length = int(envs.trial_length)
+    records: list[TrialRecord] = []
+    bar = _progress(rounds * length, s.progress)
+    try:
+        for r in range(rounds):
+            obs, infos = envs.reset(seed=s.seed + r * num_envs)
+            task_ids = np.asarray(infos["task_id"]).copy()  # (N,) this round's classes
+            goals = np.asarray(infos["goal"]).copy() if "goal" in infos else None
+            state = agent.initial_state(num_envs)
+            succ = np.zeros((num_envs, k), dtype=bool)  # (N, K)
+            rets = np.zeros((num_envs, k))  # (N, K)
+            ended = np.zeros(num_envs, dtype=np.int64)  # attempts finished per env
+            for _ in range(length):
+                action, state = agent.act(obs, state, deterministic=s.deterministic)
+                obs, _, term, trunc, infos = envs.step(action)
+                done = np.logical_or(term, trunc)
+                for i in np.flatnonzero(done):
+                    if ended[i] < k:
+                        succ[i, ended[i]] = bool(infos["episode_success"][i])
+                        rets[i, ended[i]] = float(infos["episode_return"][i])
+                    ended[i] += 1
+                bar.update(1)
+            if not np.all(ended == k):
+                raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {ended.tolist()}")
+            for i in range(num_envs):
+                goal = None if goals is None else int(goals[i])
+                records.append(TrialRecord(classes[int(task_ids[i])], succ[i].tolist(), rets[i].tolist(), goal))
+    finally:
+        bar.close()
+        envs.close()
+    # keep the first `trials` per class, in (round, env) order: stable and seed-determined
+    kept: list[TrialRecord] = []
+    count = {c: 0 for c in classes}
+    for rec in records:
+        if count[rec.task] < trials:
+            kept.append(rec)
+            count[rec.task] += 1
+    meta = {"episodes_per_trial": k, "max_episode_steps": int(envs.max_episode_steps), "trials": trials,
+            "num_envs": num_envs, "classes": classes}
+    return kept, meta
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+
+
+def summarize(records: list[TrialRecord], episodes_per_trial: int, seed: int = 0) -> dict[str, Any]:
+    """Per-task and mean-over-tasks success/return by attempt, and a CI of final-attempt success."""
+    if not records:
+        raise ValueError("no trials to summarize")
+    tasks: dict[str, Any] = {}
+    finals = []
+    for name in sorted({r.task for r in records}):
+        recs = [r for r in records if r.task == name]
+        succ = np.array([r.success for r in recs], dtype=np.float64)  # (trials, K)
+        rets = np.array([r.returns for r in recs], dtype=np.float64)  # (trials, K)
+        tasks[name] = {
+            "success_by_attempt": succ.mean(axis=0).tolist(),
+            "return_by_attempt": rets.mean(axis=0).tolist(),
+            "mean_return": float(rets.mean()),
+            "trials": len(recs),
+        }
+        goals = [r.goal for r in recs if r.goal is not None]
+        if goals:
+            tasks[name]["goals"] = sorted(set(goals))
+        finals.append(succ[:, -1])
+    per_task_succ = np.array([t["success_by_attempt"] for t in tasks.values()])  # (C, K)
+    per_task_ret = np.array([t["return_by_attempt"] for t in tasks.values()])  # (C, K)
+    ci = stats.stratified_bootstrap_ci(finals, confidence=0.95, seed=seed)
+    return {
+        "episodes_per_trial": episodes_per_trial,
+        "tasks": tasks,
+        "success_by_attempt": per_task_succ.mean(axis=0).tolist(),
+        "return_by_attempt": per_task_ret.mean(axis=0).tolist(),
+        "final_success": ci.as_dict() | {"confidence": 0.95, "method": "bootstrap over trials, stratified by task"},
+        "mean_return": float(per_task_ret.mean()),
+    }
+
+
+def evaluate_agent(
+    agent: Any,
+    benchmark: str | None = None,
+    split: str = "test",
+    trials: int | None = None,
+    episodes_per_trial: int | None = None,
+    seed: int = 0,
+    deterministic: bool = False,
+    num_envs: int | None = None,
+    max_episode_steps: int | None = None,
+    vectorization: str = "sync",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
+
+    Returns the JSON-ready summary (see module doc). Torch's global RNG is forked,
+    so calling this mid-training leaves the trainer's random stream untouched.
+    """
+    s = resolve_settings(agent, EvalSettings(
+        benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
+        deterministic=deterministic, num_envs=num_envs, max_episode_steps=max_episode_steps,
+        vectorization=vectorization, progress=progress,
+    ))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        records, meta = run_trials(agent, s)
+    summary = summarize(records, meta["episodes_per_trial"], seed=s.seed)
+    return {
+        "benchmark": s.benchmark,
+        "split": s.split,
+        "protocol": "rl2",
+        "episodes_per_trial": meta["episodes_per_trial"],
+        "max_episode_steps": meta["max_episode_steps"],
+        "trials": meta["trials"],
+        "seed": s.seed,
+        "deterministic": s.deterministic,
+        **summary,
+    }
+
+
+# ----------------------------------------------------------------------- several runs
+
+
+def aggregate_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (sample std) across runs of the same benchmark/split/K."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    for key in ("benchmark", "split", "episodes_per_trial"):
+        values = {str(r.get(key)) for r in results}
+        if len(values) > 1:
+            raise ValueError(f"runs differ in {key} ({', '.join(sorted(values))}): evaluate them separately")
+    names = sorted(set().union(*(r["tasks"].keys() for r in results)))
+    missing = [n for n in names if any(n not in r["tasks"] for r in results)]
+    if missing:
+        raise ValueError(f"runs evaluated different tasks (missing {missing[0]!r} in some)")
+
+    def mean_std(arrs: list[list[float]]) -> tuple[list[float], list[float]]:
+        a = np.array(arrs, dtype=np.float64)  # (runs, K)
+        std = a.std(axis=0, ddof=1) if a.shape[0] > 1 else np.zeros(a.shape[1])
+        return a.mean(axis=0).tolist(), std.tolist()
+
+    tasks = {}
+    for n in names:
+        s_mean, s_std = mean_std([r["tasks"][n]["success_by_attempt"] for r in results])
+        r_mean, r_std = mean_std([r["tasks"][n]["return_by_attempt"] for r in results])
+        ret_mean, ret_std = stats.mean_and_std([r["tasks"][n]["mean_return"] for r in results])
+        tasks[n] = {"success_by_attempt": s_mean, "success_by_attempt_std": s_std,
+                    "return_by_attempt": r_mean, "return_by_attempt_std": r_std,
+                    "mean_return": ret_mean, "mean_return_std": ret_std,
+                    "trials": sum(r["tasks"][n].get("trials", 0) for r in results)}
+    s_mean, s_std = mean_std([r["success_by_attempt"] for r in results])
+    r_mean, r_std = mean_std([r["return_by_attempt"] for r in results])
+    finals = [r["success_by_attempt"][-1] for r in results]
+    fin_mean, fin_std = stats.mean_and_std(finals)
+    ret_mean, ret_std = stats.mean_and_std([r["mean_return"] for r in results])
+    return {
+        "benchmark": first["benchmark"], "split": first["split"], "protocol": first.get("protocol", "rl2"),
+        "episodes_per_trial": first["episodes_per_trial"], "trials": first.get("trials"),
+        "runs": [r.get("run") for r in results], "num_runs": len(results),
+        "tasks": tasks,
+        "success_by_attempt": s_mean, "success_by_attempt_std": s_std,
+        "return_by_attempt": r_mean, "return_by_attempt_std": r_std,
+        "final_success": {"mean": fin_mean, "std": fin_std,
+                          "ci_across_runs": stats.bootstrap_ci(finals).as_dict()},
+        "mean_return": ret_mean, "mean_return_std": ret_std,
+        "per_run": results,
+    }
+
+
+# ----------------------------------------------------------------------- output
+
+
+def _cell(values: dict[str, Any], key: str, i: int | None, fmt: str) -> str:
+    v = values[key] if i is None else values[key][i]
+    std = values.get(f"{key}_std")
+    if std is None:
+        return format(v, fmt)
+    s = std if i is None else std[i]
+    return f"{format(v, fmt)} ± {format(s, fmt)}"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """Rows: tasks (sorted) and their mean; columns: success at attempt 1..K, mean return."""
+    k = int(result["episodes_per_trial"])
+    header = ["task"] + [f"success@{a}" for a in range(1, k + 1)] + ["mean return"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * len(header)) + "|"]
+    for name in sorted(result["tasks"]):
+        t = result["tasks"][name]
+        row = [name] + [_cell(t, "success_by_attempt", a, ".2f") for a in range(k)] + [_cell(t, "mean_return", None, ".1f")]
+        lines.append("| " + " | ".join(row) + " |")
+    mean_row = ["**mean**"] + [_cell(result, "success_by_attempt", a, ".2f") for a in range(k)]
+    mean_row.append(_cell(result, "mean_return", None, ".1f"))
+    lines.append("| " + " | ".join(mean_row) + " |")
+    fin = result.get("final_success", {})
+    if "low" in fin:
+        lines.append(f"\nfinal-attempt success {fin['mean']:.3f} (95% CI {fin['low']:.3f} to {fin['high']:.3f})")
+    elif "std" in fin:
+        lines.append(f"\nfinal-attempt success {fin['mean']:.3f} ± {fin['std']:.3f} (std over {result.get('num_runs')} runs)")
+    return "\n".join(lines)
+
+
+def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long format: one row per (run, task, attempt)."""
+    per_run = result.get("per_run") or [result]
+    rows = []
+    for r in per_run:
+        for name in sorted(r["tasks"]):
+            t = r["tasks"][name]
+            for a, (sv, rv) in enumerate(zip(t["success_by_attempt"], t["return_by_attempt"]), start=1):
+                rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
+                             "attempt": a, "success": sv, "return": rv})
+    return rows
+
+
+def write_outputs(result: dict[str, Any], json_path: Path) -> tuple[Path, Path]:
+    """Write ``json_path`` and the same name with ``.csv``."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+    csv_path = json_path.with_suffix(".csv")
+    rows = csv_rows(result)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["run", "benchmark", "split", "task", "attempt", "success", "return"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def default_json_path(source: Path, split: str, protocol: str) -> Path:
+    """``RUN_DIR/eval_<split>.json`` (``eval_<split>_metaworld.json`` for the Meta-World protocol)."""
+    run_dir = source if source.is_dir() else (source.parent.parent if source.parent.name == "checkpoints" else source.parent)
+    suffix = "" if protocol == "rl2" else f"_{protocol}"
+    if source.is_file() and source.stem != "last":  # e.g. best.pt, step_<n>.pt: don't overwrite last's
+        suffix += f"_{source.stem}"
+    return run_dir / f"eval_{split}{suffix}.json"
+
+
+# ----------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="success by attempt on held-out tasks",
+        description="Evaluate trained agents on a benchmark split: success and return per task and attempt.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR|CHECKPOINT", help="run directories or checkpoint files (several: mean ± std)")
+    p.add_argument("--benchmark", default=None, help="benchmark name (default: the run's)")
+    p.add_argument("--split", default="test", help="task split: train or test (default: test, held out)")
+    p.add_argument("--trials", type=int, default=None, help="trials per task class (default: one per goal, 50)")
+    p.add_argument("--episodes-per-trial", type=int, default=None, help="attempts per trial K (default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of tasks, resets and action sampling")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,
+                   help="act with the policy mean instead of sampling")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel trial envs (default: up to 20)")
+    p.add_argument("--vectorization", choices=("sync", "async"), default="sync", help="vector env kind")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="rl2",
+                   help="rl2: K-attempt trials; metaworld: metaworld.evaluation.metalearning_evaluation")
+    p.add_argument("--num-evals", type=int, default=None, help="metaworld protocol: task resamples (default 10)")
+    p.add_argument("--adaptation-episodes", type=int, default=None,
+                   help="metaworld protocol: episodes before evaluation (default K-1, at least 1)")
+    p.add_argument("--evaluation-episodes", type=int, default=3, help="metaworld protocol: evaluation episodes")
+    p.add_argument("--meta-batch-size", type=int, default=None, help="metaworld protocol: envs (default: 4 per class)")
+    p.add_argument("--device", default="cpu", help="torch device for the policy")
+    p.add_argument("--out", default=None, help="JSON file (a CSV is written beside it; default RUN_DIR/eval_<split>.json)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr")
+    p.set_defaults(func=run)
+    return p
+
+
+def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
+    from metarl.checkpoint import load_agent
+
+    agent = load_agent(source, device=args.device)
+    if args.protocol == "metaworld":
+        from metarl.mw_protocol import metaworld_evaluate
+
+        result = metaworld_evaluate(
+            agent, benchmark=args.benchmark, split=args.split, seed=args.seed, deterministic=args.deterministic,
+            num_evals=args.num_evals, adaptation_episodes=args.adaptation_episodes,
+            evaluation_episodes=args.evaluation_episodes, meta_batch_size=args.meta_batch_size,
+            max_episode_steps=args.max_episode_steps,
+        )
+    else:
+        result = evaluate_agent(
+            agent, benchmark=args.benchmark, split=args.split, trials=args.trials,
+            episodes_per_trial=args.episodes_per_trial, seed=args.seed, deterministic=args.deterministic,
+            num_envs=args.num_envs, max_episode_steps=args.max_episode_steps,
+            vectorization=args.vectorization, progress=args.progress,
+        )
+    result["run"] = str(source)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from metarl.envs.registry import check_split
+
+    check_split(args.split)
+    if str(args.device).startswith("cpu"):
+        torch.set_num_threads(1)  # batch-of-envs inference: extra threads only add contention
+    for src in args.runs:  # fail on a bad path before spending minutes on the others
+        if not Path(src).exists():
+            raise FileNotFoundError(f"no such run directory or checkpoint: {src}")
+    results = [_evaluate_one(src, args) for src in args.runs]
+    result = aggregate_runs(results)
+    print(f"{result['benchmark']} / {args.split} split, {result['episodes_per_trial']} attempts per trial, "
+          f"protocol {result.get('protocol', 'rl2')}")
+    print(markdown_table(result))
+    if args.out:
+        paths = [write_outputs(result, Path(args.out))]
+    else:
+        paths = [write_outputs(r, default_json_path(Path(r["run"]), args.split, args.protocol)) for r in results]
+    for j, c in paths:
+        print(f"wrote {j} and {c}", file=sys.stderr)
+    return 0
