@@ -5,8 +5,8 @@ at the trial start. For each task class we report the success rate and mean
 return of attempt 1..K, the mean over tasks, and a 95% bootstrap CI of the
 final-attempt success. :func:`evaluate_agent` is the Python entry point (training
 reuses it); the CLI adds tables, JSON/CSV files, several runs and
-``--protocol metaworld`` (Meta-World's own meta-test loop, see
-:mod:`metarl.mw_protocol`).
+``--protocol metaworld`` (Meta-World's own meta-test loop through
+:class:`MetaWorldProtocolAgent`).
 """
 
 from __future__ import annotations
@@ -627,8 +627,6 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
 
     agent = load_agent(source, device=args.device)
     if args.protocol == "metaworld":
-        from metarl.mw_protocol import metaworld_evaluate
-
         result = metaworld_evaluate(
             agent, benchmark=args.benchmark, split=args.split, seed=args.seed, deterministic=args.deterministic,
             num_evals=args.num_evals, adaptation_episodes=args.adaptation_episodes,
