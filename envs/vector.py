@@ -24,13 +24,15 @@ the next call raise ``RuntimeError`` naming the envs and tasks it held.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -263,7 +265,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
                 name=f"metarl-envs-{w}",
                 daemon=True,
             )
-            proc.start()
+            with _main_hidden():
+                proc.start()
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
@@ -377,6 +380,26 @@ class TrialVectorEnv(gym.vector.VectorEnv):
                 self.close()
             except Exception:
                 pass
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Keep workers from re-running the caller's script.
+
+    forkserver/spawn children import ``__main__`` by path to unpickle objects
+    defined there; our worker needs nothing from it, and re-running an
+    unguarded script (no ``if __name__ == "__main__"``) would fail.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__.pop(k) for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    if main is not None:
+        main.__spec__ = None  # spawn reads it; None means "nothing to import"
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
 
 
 def _usable_cpus() -> int:

@@ -1,0 +1,167 @@
+"""Env-stepping speed and memory: single env vs gymnasium AsyncVectorEnv vs ours.
+
+All three step the same trial envs (``metarl.envs.make_env`` with the same
+round-robin task assignment) with the same random actions on the same
+machine, in one run; the two vector envs are alive together and their
+repeats alternate, so background load hits both alike. Reported: medians of
+``--repeats`` timings in env steps per second, ours / gymnasium, and ours /
+(usable cores x single-env rate).
+
+    python bench/envs.py --benchmark ML10 --num-envs 10 --steps 300
+    python bench/envs.py --benchmark ML45 --num-envs 45 --memory-only
+
+``--memory-only`` builds ``make_vec`` alone, steps it, and reports resident
+memory (RSS sum over the main and worker processes, and PSS, which counts
+shared pages once). Pure CPU: no GPU involved; on a 16-core machine use
+e.g. ``--num-envs 32``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.envs import make_env, make_vec
+from metarl.envs.vector import _usable_cpus
+
+
+def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
+    env = make_env(args.benchmark, split=args.split, max_episode_steps=args.max_episode_steps,
+                   env_index=0, num_envs=args.num_envs, seed=0)
+    env.reset()
+    actions = rng.uniform(-1, 1, (args.steps, *env.action_space.shape)).astype(np.float32)
+    rates = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for a in actions:
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        rates.append(len(actions) / (time.perf_counter() - t0))
+    env.close()
+    return statistics.median(rates)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` (Linux /proc), this process included."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _vector_rate(envs: gym.vector.VectorEnv, pids: list[int], actions: np.ndarray) -> tuple[float, float]:
+    """(env steps per wall second, env steps per CPU second over all processes)."""
+    c0, t0 = _cpu_seconds(pids), time.perf_counter()
+    for a in actions:
+        envs.step(a)
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds(pids) - c0
+    n = actions.shape[0] * actions.shape[1]
+    return n / wall, n / cpu
+
+
+def _make_gym_async(args: argparse.Namespace) -> gym.vector.AsyncVectorEnv:
+    def thunk(i: int):
+        return lambda: make_env(args.benchmark, split=args.split,
+                                max_episode_steps=args.max_episode_steps,
+                                env_index=i, num_envs=args.num_envs)
+
+    return gym.vector.AsyncVectorEnv(
+        [thunk(i) for i in range(args.num_envs)],
+        context="forkserver",
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+def _memory(pids: list[int]) -> tuple[float, float]:
+    """(RSS sum, PSS sum) in MB over ``pids`` (Linux /proc)."""
+    rss = pss = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) / 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) / 1024
+    return rss, pss
+
+
+def memory_only(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    envs = make_vec(args.benchmark, split=args.split, num_envs=args.num_envs,
+                    max_episode_steps=args.max_episode_steps, workers=args.workers, seed=0)
+    built = time.perf_counter() - t0
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(args.steps):
+        envs.step(rng.uniform(-1, 1, envs.action_space.shape))
+    pids = [os.getpid()] + [p.pid for p in envs._procs]
+    rss, pss = _memory(pids)
+    print(f"{args.benchmark} {args.split}: {args.num_envs} envs, {envs.num_workers} workers, "
+          f"built in {built:.1f} s")
+    print(f"resident memory: RSS sum {rss:.0f} MB, PSS sum {pss:.0f} MB "
+          f"({len(pids)} processes, main included)")
+    envs.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--benchmark", default="ML10")
+    p.add_argument("--split", default="train")
+    p.add_argument("--num-envs", type=int, default=10)
+    p.add_argument("--workers", type=int, default=None, help="ours: worker processes (default: usable cores)")
+    p.add_argument("--steps", type=int, default=300, help="vector steps per repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument("--memory-only", action="store_true")
+    args = p.parse_args()
+    if args.memory_only:
+        memory_only(args)
+        return
+
+    cores = _usable_cpus()
+    rng = np.random.default_rng(0)
+    single = _single_rate(args, rng)
+
+    ours = make_vec(args.benchmark, split=args.split, num_envs=args.num_envs,
+                    max_episode_steps=args.max_episode_steps, workers=args.workers)
+    theirs = _make_gym_async(args)
+    ours.reset(seed=0)
+    theirs.reset(seed=0)
+    actions = rng.uniform(-1, 1, (args.steps, *ours.action_space.shape)).astype(np.float32)
+    ours_pids = [p.pid for p in ours._procs]
+    theirs_pids = [p.pid for p in theirs.processes]
+    _vector_rate(ours, ours_pids, actions[:20])  # warm-up: first steps build lazy state
+    _vector_rate(theirs, theirs_pids, actions[:20])
+    ours_rates, theirs_rates = [], []
+    for _ in range(args.repeats):
+        theirs_rates.append(_vector_rate(theirs, theirs_pids, actions))
+        ours_rates.append(_vector_rate(ours, ours_pids, actions))
+    ours.close()
+    theirs.close()
+
+    o, t = (statistics.median(r[0] for r in rates) for rates in (ours_rates, theirs_rates))
+    o_cpu, t_cpu = (statistics.median(r[1] for r in rates) for rates in (ours_rates, theirs_rates))
+    load = os.getloadavg()[0]
+    print(f"{args.benchmark} {args.split}, {args.num_envs} envs, {cores} usable cores, "
+          f"ours with {ours.num_workers} workers, {args.steps} steps x {args.repeats} repeats (medians)")
+    print(f"single env            : {single:9.0f} steps/s")
+    print(f"gymnasium AsyncVectorEnv: {t:7.0f} env steps/s")
+    print(f"ours (TrialVectorEnv) : {o:9.0f} env steps/s")
+    print(f"ours / gymnasium      : {o / t:9.2f}x")
+    print(f"ours / (cores x single): {o / (cores * single):8.2f}")
+    print(f"per CPU-second (all processes): gymnasium {t_cpu:.0f}, ours {o_cpu:.0f} env steps, "
+          f"ratio {o_cpu / t_cpu:.2f}x")
+    print(f"load average during the run: {load:.1f} (wall-clock ratios are fair only near {cores})")
+
+
+if __name__ == "__main__":
+    main()
