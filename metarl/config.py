@@ -32,16 +32,16 @@ class EnvConfig:
     """Benchmark name from ``metarl.envs`` (``ML1/<task>``, ``ML10``, ``ML45``, ``point-nav``, ``bandit``)."""
     num_envs: int = 8
     """Trial envs per rank; each holds one whole trial per update."""
-    episodes_per_trial: int = 2
-    """Attempts of the same task per trial (memory is kept across them)."""
+    episodes_per_trial: int | None = None
+    """Attempts of the same task per trial (memory is kept across them); None = benchmark default."""
     max_episode_steps: int | None = None
     """Steps per attempt; None keeps the benchmark's default (500 for Meta-World)."""
     reward_scale: float | None = None
     """Scale of the previous-reward input in the observation; None keeps the benchmark's default."""
-    vectorization: str = "async"
-    """``sync`` (one process) or ``async`` (one worker process per env)."""
+    workers: int | None = None
+    """Env worker processes: None = the envs layer's choice (in-process for toys, else one per CPU); 0 = in-process."""
     eval_num_envs: int = 0
-    """Envs for the held-out evaluation; 0 means one per test task class (at least 2)."""
+    """Envs for the held-out evaluation; 0 = as many as env.num_envs."""
     eval_trials: int = 1
     """Trials per evaluation env at each periodic evaluation."""
 
@@ -76,8 +76,8 @@ class PPOConfig:
     """GAE lambda."""
     epochs: int = 4
     """Passes over each rollout."""
-    num_minibatches: int = 4
-    """Minibatches per epoch (over (chunk, env) sequences)."""
+    num_minibatches: int = 2
+    """Minibatches per epoch (over (chunk, env) sequences); each costs a sequential pass over its chunk length."""
     bptt_len: int = 0
     """Truncated-BPTT chunk length in steps; 0 = whole trials. Must divide the trial length."""
     clip_coef: float = 0.2
@@ -278,20 +278,35 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults <- YAML file (if given) <- ``--set`` overrides, validated."""
-    data: dict = {}
+# What ``metarl train`` runs without CONFIG: forget-memory on ML1/reach-v3 with
+# short attempts, sized so a 2-core laptop shows progress within minutes and the
+# run ends with an evaluation on held-out goals.
+DEFAULT_PRESET: dict = {
+    "total_steps": 64_000,
+    "eval_interval": 10,
+    "env": {"benchmark": "ML1/reach-v3", "num_envs": 8, "episodes_per_trial": 2, "max_episode_steps": 100},
+    "agent": {"cell": "forget-memory", "hidden_size": 128, "encoder_sizes": [128, 128]},
+    "ppo": {"lr": 5e-4, "epochs": 4, "num_minibatches": 2, "bptt_len": 100},
+}
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, preset: dict | None = None
+) -> TrainConfig:
+    """Defaults <- ``preset`` (if given) <- YAML file (if given) <- ``--set`` overrides, validated."""
+    data: dict = dict(preset or {})
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            file_data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{path}: invalid YAML: {first}") from None
-        if not isinstance(data, dict):
+        if not isinstance(file_data, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
+        data = _merge(data, file_data)
     data = _merge(data, parse_overrides(overrides))
     return config_from_dict(data)
 
@@ -304,7 +319,6 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 _CHOICES = {
     "ppo.lr_schedule": ("linear", "constant"),
     "ppo.trial_end": ("terminal", "bootstrap"),
-    "env.vectorization": ("sync", "async"),
 }
 
 
@@ -313,7 +327,6 @@ def validate(cfg: TrainConfig) -> None:
     flat = {
         "ppo.lr_schedule": cfg.ppo.lr_schedule,
         "ppo.trial_end": cfg.ppo.trial_end,
-        "env.vectorization": cfg.env.vectorization,
     }
     for key, value in flat.items():
         if value not in _CHOICES[key]:
@@ -323,7 +336,6 @@ def validate(cfg: TrainConfig) -> None:
     positive = {
         "total_steps": cfg.total_steps,
         "env.num_envs": cfg.env.num_envs,
-        "env.episodes_per_trial": cfg.env.episodes_per_trial,
         "env.eval_trials": cfg.env.eval_trials,
         "agent.hidden_size": cfg.agent.hidden_size,
         "ppo.epochs": cfg.ppo.epochs,
@@ -343,8 +355,12 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
-    if cfg.env.max_episode_steps is not None and cfg.env.max_episode_steps < 1:
-        raise ConfigError(f"config key 'env.max_episode_steps' must be >= 1, got {cfg.env.max_episode_steps}")
+    for key in ("max_episode_steps", "episodes_per_trial"):
+        value = getattr(cfg.env, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
+    if cfg.env.workers is not None and cfg.env.workers < 0:
+        raise ConfigError(f"config key 'env.workers' must be >= 0, got {cfg.env.workers}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
         raise ConfigError("config keys 'ppo.gamma' and 'ppo.gae_lambda' must lie in [0, 1]")
     if cfg.ppo.lr <= 0:

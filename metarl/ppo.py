@@ -113,7 +113,7 @@ def ppo_update(
                 ("clipfrac", terms.clipfrac),
                 ("grad_norm", grad_norm),
             ):
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             if cfg.target_kl is not None:
                 kl = float(terms.approx_kl)
                 if sync_scalar is not None:

@@ -25,16 +25,19 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def make_envs(env_cfg, split: str, num_envs: int, vectorization: str | None = None):
+def make_envs(env_cfg, split: str, num_envs: int):
     """The trial vector env a config describes (``env_cfg`` an ``EnvConfig``)."""
     from metarl.envs import make_vec
 
-    kwargs = dict(split=split, episodes_per_trial=env_cfg.episodes_per_trial)
-    if env_cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
-    if env_cfg.reward_scale is not None:
-        kwargs["reward_scale"] = env_cfg.reward_scale
-    return make_vec(env_cfg.benchmark, num_envs, vectorization=vectorization or env_cfg.vectorization, **kwargs)
+    return make_vec(
+        env_cfg.benchmark,
+        split=split,
+        num_envs=num_envs,
+        episodes_per_trial=env_cfg.episodes_per_trial,
+        max_episode_steps=env_cfg.max_episode_steps,
+        reward_scale=env_cfg.reward_scale,
+        workers=env_cfg.workers,
+    )
 
 
 @dataclass
