@@ -395,7 +395,7 @@ def metaworld_evaluate(
 
     from metarl.envs.registry import check_split, get_benchmark, tasks
 
-    s = resolve_settings(agent, EvalSettings(benchmark=benchmark, split=split, seed=seed,
+    s = resolve_settings(agent, EvalSettings(benchmark=benchmark, split=split, seed=seed, deterministic=deterministic,
                                              max_episode_steps=max_episode_steps))
     check_split(s.split)
     bench = _metaworld_benchmark(s.benchmark)
