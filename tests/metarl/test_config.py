@@ -1,0 +1,83 @@
+"""Config: YAML + --set overrides, typed checks, one-line errors naming the closest key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metarl.config import (
+    DEFAULT_PRESET,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PRESETS = ["point_nav", "bandit", "ml1_reach", "ml1_push", "ml1_pick_place", "ml10", "ml45"]
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config(None, ["env.num_envs=3", "agent.cell=gru", "ppo.lr=1e-3", "ppo.target_kl=null", "seed=7"])
+    assert cfg.env.num_envs == 3 and cfg.agent.cell == "gru" and cfg.seed == 7
+    assert cfg.ppo.lr == pytest.approx(1e-3) and isinstance(cfg.ppo.lr, float)
+    assert cfg.ppo.target_kl is None
+
+
+def test_int_widens_to_float_but_not_the_reverse():
+    assert load_config(None, ["ppo.lr=1"]).ppo.lr == 1.0
+    with pytest.raises(ConfigError, match="env.num_envs.*int"):
+        load_config(None, ["env.num_envs=2.5"])
+
+
+@pytest.mark.parametrize(
+    "override, closest",
+    [("env.num_env=3", "env.num_envs"), ("agnt.cell=gru", "agent.cell"), ("total_step=5", "total_steps")],
+)
+def test_unknown_key_names_the_closest(override, closest):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    msg = str(err.value)
+    assert "\n" not in msg and f"'{closest}'" in msg
+
+
+def test_wrong_type_and_bad_choice_are_one_line():
+    for bad, needle in [(["seed=abc"], "seed"), (["ppo.trial_end=bootstrp"], "bootstrap"), (["env.num_envs=0"], ">= 1")]:
+        with pytest.raises(ConfigError) as err:
+            load_config(None, bad)
+        assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_yaml_unknown_key_and_missing_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("env:\n  benchmrk: bandit\n")
+    with pytest.raises(ConfigError, match="env.benchmark"):
+        load_config(p)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_precedence_preset_file_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("total_steps: 123\nenv:\n  num_envs: 5\n")
+    cfg = load_config(p, ["env.num_envs=6"], preset=DEFAULT_PRESET)
+    assert cfg.total_steps == 123  # file beats preset
+    assert cfg.env.num_envs == 6  # --set beats file
+    assert cfg.env.max_episode_steps == DEFAULT_PRESET["env"]["max_episode_steps"]  # preset beats default
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["agent.encoder_sizes=[32]", "agent.cell_options.slots=8"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = config_from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    assert again == cfg and again.agent.cell_options == {"slots": 8}
+    assert config_to_dict(TrainConfig())["env"]["benchmark"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_and_default_to_forget_memory(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.agent.cell == "forget-memory"
+    assert load_config(CONFIGS / f"{name}.yaml", ["agent.cell=mlp"]).agent.cell == "mlp"
