@@ -166,7 +166,11 @@ class FrameRenderer:
 
 
 def mujoco_handles(env: Any) -> tuple[Any, Any]:
-    """Find the MuJoCo (model, data) of a (wrapped) env by walking ``.env``/``.unwrapped``."""
+    """Find the MuJoCo (model, data) of a (wrapped) env.
+
+    Walks gymnasium wrappers (``.env``), ``.unwrapped`` and a trial env's current
+    core (``TrialEnv._core``: call after ``reset``).
+    """
     seen = 0
     cur = env
     while cur is not None and seen < 32:
@@ -174,6 +178,8 @@ def mujoco_handles(env: Any) -> tuple[Any, Any]:
         if model is not None and data is not None and hasattr(model, "vis"):
             return model, data
         unwrapped = getattr(cur, "unwrapped", None)
-        nxt = getattr(cur, "env", None) or (unwrapped if unwrapped is not cur else None)
+        nxt = getattr(cur, "env", None) or getattr(cur, "_core", None)
+        if nxt is None and unwrapped is not cur:
+            nxt = unwrapped
         cur, seen = nxt, seen + 1
     raise ValueError(f"{type(env).__name__} has no MuJoCo model to render (not a Meta-World env?)")

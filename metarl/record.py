@@ -1,0 +1,373 @@
+"""``metarl record``: videos of a trained agent adapting to one task, attempt after attempt.
+
+One video per trial: all K attempts back to back, upright frames from a fixed
+camera, an overlay with task, attempt, step and success so far, and (for cells
+with memory diagnostics) a side strip with the recent forget gates / read
+weights as slots x time heatmaps. The per-step diagnostics of each trial are
+also saved as ``<video>.memory.npz`` for ``metarl plot``.
+
+Rendering is headless (EGL on a GPU, OSMesa on CPU, see :mod:`metarl.render`).
+On CPU a frame costs ~20-40 ms even with cheap settings, so by default only
+every 4th step is rendered there (the policy still acts every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarl.render import CAMERAS
+
+STRIP_WIDTH = 128  # pixels of the memory side strip (a multiple of 16 keeps H.264 happy)
+STRIP_HISTORY = 100  # env steps shown in the side strip
+STRIP_KEYS = ("forget", "read_weights", "write_weights", "usage")  # panel order, first two present are drawn
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+@dataclass
+class RecordSettings:
+    """One recording; ``None`` fields come from the agent's training config."""
+
+    task: str
+    out: Path
+    benchmark: str | None = None
+    split: str = "test"
+    trials: int = 1
+    camera: str = "corner2"
+    fps: int = 30
+    every: int | None = None
+    """Render every N-th step of each attempt; None: 1 with EGL, 4 with software GL."""
+    size: int = 480
+    seed: int = 0
+    deterministic: bool = False
+    episodes_per_trial: int | None = None
+    max_episode_steps: int | None = None
+    diagnostics: bool = True
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------- drawing
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled font: no system fonts needed
+    except TypeError:  # Pillow < 10.1: the built-in bitmap font
+        return ImageFont.load_default()
+
+
+def overlay(frame: np.ndarray, lines: list[str], success: bool | None = None) -> np.ndarray:
+    """Draw text lines on a dark band at the top; a green/grey border says success so far."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(frame)
+    h = img.height
+    font_size = max(10, h // 30)
+    draw = ImageDraw.Draw(img, "RGBA")
+    band = (font_size + 4) * len(lines) + 6
+    draw.rectangle([0, 0, img.width, band], fill=(0, 0, 0, 150))
+    for i, line in enumerate(lines):
+        draw.text((6, 3 + i * (font_size + 4)), line, fill=(255, 255, 255, 255), font=_font(font_size))
+    if success is not None:
+        width = max(2, h // 120)
+        colour = (40, 200, 60, 255) if success else (160, 160, 160, 255)
+        draw.rectangle([0, 0, img.width - 1, h - 1], outline=colour, width=width)
+    return np.asarray(img)
+
+
+def _heat(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(slots, time) values in [0, 1] -> (height, width, 3) uint8 heatmap (viridis), NEAREST-scaled."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    rgb = (colormaps["viridis"](np.clip(values, 0.0, 1.0))[..., :3] * 255).astype(np.uint8)  # (N, T, 3)
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.NEAREST))
+
+
+def memory_strip(history: dict[str, list[np.ndarray]], height: int, width: int = STRIP_WIDTH,
+                 episode_length: int | None = None) -> np.ndarray:
+    """Side strip: up to two panels (slots x last STRIP_HISTORY steps), newest step on the right.
+
+    Forget gates are shown on an absolute [0, 1] scale; weights and usage relative to
+    their maximum in the window (a soft weighting over N slots is ~1/N everywhere).
+    Attempt starts inside the window are white vertical lines.
+    """
+    from PIL import Image, ImageDraw
+
+    keys = [k for k in STRIP_KEYS if history.get(k)][:2]
+    strip = np.zeros((height, width, 3), dtype=np.uint8)
+    if not keys:
+        return strip
+    label_h = max(12, height // 28)
+    panel_h = height // len(keys)
+    for p, key in enumerate(keys):
+        steps = np.stack(history[key][-STRIP_HISTORY:])  # (t, N) or (t, heads, N)
+        if steps.ndim == 3:
+            steps = steps.mean(axis=1)  # average read heads -> (t, N)
+        values = steps.T  # (N, t): slots x time
+        if key != "forget" and values.max() > 0:
+            values = values / values.max()
+        if values.shape[1] < STRIP_HISTORY:  # left-pad so time runs at a fixed speed
+            values = np.concatenate([np.zeros((values.shape[0], STRIP_HISTORY - values.shape[1])), values], axis=1)
+        top = p * panel_h + label_h
+        strip[top : (p + 1) * panel_h] = _heat(values, panel_h - label_h, width)
+        n = len(history[key])
+        if episode_length:
+            for start in range(0, n, episode_length):
+                col = (STRIP_HISTORY - (n - start)) * width // STRIP_HISTORY
+                if 0 <= col < width:
+                    strip[top : (p + 1) * panel_h, col] = 255
+        img = Image.fromarray(strip)
+        ImageDraw.Draw(img).text((3, p * panel_h + 1), key.replace("_", " "), fill=(255, 255, 255),
+                                 font=_font(max(9, label_h - 3)))
+        strip = np.asarray(img).copy()
+    return strip
+
+
+# ----------------------------------------------------------------------- env and frames
+
+
+def check_task(task: str, valid: list[str], benchmark: str, split: str) -> int:
+    """Index of ``task`` among the split's classes, else ValueError with the closest names."""
+    if task in valid:
+        return valid.index(task)
+    close = difflib.get_close_matches(task, valid, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"task {task!r} is not in {benchmark} {split} split{hint} (valid: {', '.join(valid)})")
+
+
+class _Frames:
+    """Upright frames of a trial env: MuJoCo through FrameRenderer, else the env's own render()."""
+
+    def __init__(self, env: Any, camera: str, size: int) -> None:
+        from metarl.render import FrameRenderer, RenderSettings, mujoco_handles
+
+        self.size = size
+        self.env = env
+        try:
+            model, data = mujoco_handles(env)
+        except ValueError:
+            self.renderer = None
+        else:
+            self.renderer = FrameRenderer(model, data, camera, RenderSettings(size=size))
+
+    def __call__(self) -> np.ndarray:
+        if self.renderer is not None:
+            return self.renderer.render()
+        frame = self.env.render()
+        if frame is None:
+            raise ValueError(f"benchmark {self.env.benchmark!r} has no renderer")
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(frame).resize((self.size, self.size), Image.NEAREST))
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+
+
+def make_task_env(agent: Any, s: RecordSettings) -> Any:
+    """A trial env that plays only class ``s.task`` (round-robin slot of that class)."""
+    from metarl.envs import make_env, tasks
+
+    valid = tasks(s.benchmark, s.split)
+    index = check_task(s.task, valid, s.benchmark, s.split)
+    env_cfg = getattr(getattr(agent, "config", None), "env", None)
+    kwargs: dict[str, Any] = {}
+    if env_cfg is not None and getattr(env_cfg, "reward_scale", None) is not None:
+        kwargs["reward_scale"] = env_cfg.reward_scale
+    # env_index = class index and num_envs = #classes: trial k plays (index + k C) % C = index
+    common = dict(split=s.split, episodes_per_trial=s.episodes_per_trial, max_episode_steps=s.max_episode_steps,
+                  env_index=index, num_envs=len(valid), **kwargs)
+    from metarl.envs.registry import get_benchmark
+    from metarl.envs.metaworld_tasks import MetaWorldBenchmark
+
+    mujoco = isinstance(get_benchmark(s.benchmark), MetaWorldBenchmark)
+    return make_env(s.benchmark, render_mode=None if mujoco else "rgb_array", camera=None, **common)
+
+
+def frames_per_attempt(max_episode_steps: int, every: int) -> int:
+    """Frames rendered per attempt: the states after 0, every, 2 every, ... < T steps."""
+    return math.ceil(max_episode_steps / every)
+
+
+def record_trial(agent: Any, env: Any, frames: _Frames, s: RecordSettings, trial: int, bar: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Play one trial; return its video frames and its per-step memory diagnostics."""
+    k, t_max = env.episodes_per_trial, env.max_episode_steps
+    obs, info = env.reset(seed=s.seed + trial)
+    state = agent.initial_state(1)
+    history: dict[str, list[np.ndarray]] = {}
+    successes: list[bool] = []
+    out: list[np.ndarray] = []
+    strips: list[np.ndarray | None] = []  # None before the first step (no diagnostics yet)
+    for attempt in range(1, k + 1):
+        if attempt > 1:
+            obs, info = env.reset()
+        success = False
+        for i in range(t_max + 1):
+            if i % s.every == 0 and i < t_max:
+                frame = frames()
+                done_so_far = sum(successes) + int(success)
+                lines = [
+                    f"{info['task']}  ({s.split} split)  trial {trial + 1}",
+                    f"attempt {attempt}/{k}  step {i}/{t_max}",
+                    f"success this attempt: {'yes' if success else 'no'}   attempts solved: {done_so_far}/{attempt}",
+                ]
+                out.append(overlay(frame, lines, success))
+                strips.append(memory_strip(history, frame.shape[0], episode_length=t_max)
+                              if s.diagnostics and history else None)
+                bar.update(1)
+            if i == t_max:
+                break
+            if s.diagnostics:
+                action, state, diag = agent.act(obs[None], state, deterministic=s.deterministic, diagnostics=True)
+                for key, value in diag.items():
+                    history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
+            else:
+                action, state = agent.act(obs[None], state, deterministic=s.deterministic)
+            obs, _, _, _, info = env.step(action[0])
+            success |= bool(info["success"])
+        successes.append(success)
+    if any(strip is not None for strip in strips):  # the cell has memory: every frame gets a strip
+        blank = np.zeros_like(next(x for x in strips if x is not None))
+        out = [np.concatenate([f, blank if x is None else x], axis=1) for f, x in zip(out, strips)]
+    memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
+    memory["episode_starts"] = np.arange(k) * t_max
+    memory["successes"] = np.array(successes)
+    memory["task"] = np.array(str(info["task"]))
+    return out, memory
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
+    """MP4 via imageio-ffmpeg (H.264) or GIF via Pillow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
+        return
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=16,
+                            ffmpeg_log_level="error") as writer:
+        for f in frames:
+            writer.append_data(f)
+
+
+def trial_path(out: Path, trial: int, trials: int) -> Path:
+    """``out`` for a single trial, else ``<stem>_trial<n><suffix>``."""
+    return out if trials == 1 else out.with_name(f"{out.stem}_trial{trial + 1}{out.suffix}")
+
+
+def record(agent: Any, s: RecordSettings) -> list[Path]:
+    """Record ``s.trials`` trials of ``s.task``; returns the video paths written."""
+    import torch
+
+    if s.out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--out must end in .mp4 or .gif, got {s.out.name!r}")
+    for name, value in (("trials", s.trials), ("fps", s.fps), ("every", s.every), ("size", s.size)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be >= 1, got {value}")
+    if s.size % 16:
+        raise ValueError(f"--size must be a multiple of 16 (video codec blocks), got {s.size}")
+    env = make_task_env(agent, s)
+    paths = []
+    frames = None
+    try:
+        env.reset(seed=s.seed)
+        frames = _Frames(env, s.camera, s.size)
+        total = s.trials * env.episodes_per_trial * frames_per_attempt(env.max_episode_steps, s.every)
+        bar = _bar(total, s.progress)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s.seed)
+            for trial in range(s.trials):
+                video, memory = record_trial(agent, env, frames, s, trial, bar)
+                path = trial_path(s.out, trial, s.trials)
+                write_video(video, path, s.fps)
+                np.savez_compressed(path.with_suffix(".memory.npz"), **memory)
+                paths.append(path)
+        bar.close()
+    finally:
+        if frames is not None:
+            frames.close()
+        env.close()
+    return paths
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="record", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "record",
+        help="video of an agent's attempts on one task",
+        description="Record one video per trial: all attempts back to back, with overlay and memory strip.",
+    )
+    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="run directory or checkpoint file")
+    p.add_argument("--task", required=True, help="task class name, e.g. drawer-open-v3 (see `metarl envs`)")
+    p.add_argument("--benchmark", default=None, help="benchmark (default: the run's)")
+    p.add_argument("--split", default="test", help="train or test (default: test, held out)")
+    p.add_argument("--trials", type=int, default=1, help="trials (one video each)")
+    p.add_argument("--camera", default="corner2", help=f"camera: {', '.join(CAMERAS)}")
+    p.add_argument("--fps", type=int, default=30, help="video frames per second")
+    p.add_argument("--every", type=int, default=None,
+                   help="render every N-th step (default: 1 with EGL, 4 with software rendering)")
+    p.add_argument("--size", type=int, default=480, help="frame height and width in pixels (multiple of 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the task's goal and of action sampling")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False, help="act with the policy mean")
+    p.add_argument("--episodes-per-trial", type=int, default=None, help="attempts per trial (default: the run's)")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
+    p.add_argument("--diagnostics", action=argparse.BooleanOptionalAction, default=True,
+                   help="memory side strip and <out>.memory.npz (cells with memory diagnostics)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr")
+    p.add_argument("--out", required=True, type=Path, help="output video, .mp4 or .gif")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from metarl.render import check_camera, configure_gl
+
+    check_camera(args.camera)
+    if Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--out must end in .mp4 or .gif, got {Path(args.out).name!r}")
+    if not Path(args.source).exists():
+        raise FileNotFoundError(f"no such run directory or checkpoint: {args.source}")
+    backend = configure_gl()  # before anything imports mujoco/metaworld
+    import torch
+
+    from metarl.checkpoint import load_agent
+    from metarl.envs.registry import check_split
+
+    check_split(args.split)
+    torch.set_num_threads(1)
+    agent = load_agent(args.source, device="cpu")
+    env_cfg = getattr(agent.config, "env", None)
+    s = RecordSettings(
+        task=args.task, out=Path(args.out), benchmark=args.benchmark or env_cfg.benchmark, split=args.split,
+        trials=args.trials, camera=args.camera, fps=args.fps,
+        every=args.every or (1 if backend == "egl" else 4), size=args.size, seed=args.seed,
+        deterministic=args.deterministic,
+        episodes_per_trial=args.episodes_per_trial or getattr(env_cfg, "episodes_per_trial", None),
+        max_episode_steps=args.max_episode_steps or getattr(env_cfg, "max_episode_steps", None),
+        diagnostics=args.diagnostics, progress=args.progress,
+    )
+    for path in record(agent, s):
+        print(f"wrote {path} and {path.with_suffix('.memory.npz')}", file=sys.stderr)
+    return 0
