@@ -66,3 +66,34 @@ class LSTMCell(_FusedRNNCell):
 
     rnn_type = nn.LSTM
     n_state = 2
+
+
+class LSTMController(nn.Module):
+    """An LSTM cell for memory cells that must step in a Python loop.
+
+    Its input is split in two: the sequence input ``x`` (projected for all T
+    steps in one matmul by :meth:`project`, outside the loop) and a per-step
+    ``extra`` vector (e.g. the previous memory read) that only exists inside
+    the loop. Gates: ``W_x x_t + U [extra; h_{t-1}] + b``; forget bias starts at 1.
+    """
+
+    def __init__(self, input_size: int, extra_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.input_proj = nn.Linear(input_size, 4 * hidden_size)
+        self.recurrent = nn.Linear(extra_size + hidden_size, 4 * hidden_size, bias=False)
+        with torch.no_grad():
+            self.input_proj.bias.zero_()
+            self.input_proj.bias[hidden_size : 2 * hidden_size].fill_(1.0)  # forget gate
+
+    def project(self, x: Tensor) -> Tensor:
+        """x (T, B, I) -> input part of the gates (T, B, 4H)."""
+        return self.input_proj(x)
+
+    def step(self, x_proj: Tensor, extra: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: x_proj (B, 4H), extra (B, E), h/c (B, H) -> new h, c."""
+        gates = x_proj + self.recurrent(torch.cat([extra, h], dim=-1))  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
