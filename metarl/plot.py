@@ -1,0 +1,330 @@
+"""``metarl plot``: learning curves, adaptation curves and memory pictures as PNGs.
+
+- ``learning_curves.png``: train and held-out (``eval/``) success and return against
+  env steps; every run thin, and per config (runs that differ only in seed) the
+  mean with a 95% band across seeds.
+- ``adaptation.png``: success by attempt, train vs held-out tasks, from
+  ``eval_<split>.json`` files in the run directory (written by ``metarl evaluate``)
+  or else from the per-attempt columns of ``metrics.csv``.
+- ``memory_<name>.png``: for a recorded trial (``<video>.memory.npz`` from
+  ``metarl record``), read/write weights, forget gates and usage as slots x time
+  heatmaps with attempt boundaries marked.
+
+Matplotlib with the Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarl import stats
+
+# config keys that do not change what is learned: runs differing only here are seeds of one config
+_NON_CONFIG_KEYS = {"seed", "progress", "tensorboard", "device", "torch_threads", "checkpoint_interval",
+                    "save_interval", "eval_interval", "deterministic", "env.workers"}
+MEMORY_KEYS = ("read_weights", "write_weights", "forget", "usage")
+_TITLES = {"read_weights": "read weights (mean over heads)", "write_weights": "write weights",
+           "forget": "forget gates", "usage": "slot usage"}
+
+
+@dataclass
+class RunData:
+    """What the plots need from one run directory."""
+
+    path: Path
+    columns: dict[str, np.ndarray]
+    config: dict[str, Any] = field(default_factory=dict)
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> evaluate JSON
+
+    @property
+    def label(self) -> str:
+        env, agent = self.config.get("env", {}), self.config.get("agent", {})
+        if env or agent:
+            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?')}"
+        return self.path.name
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "cell_options":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def config_signature(config: dict[str, Any]) -> tuple:
+    """Hashable config without seed and bookkeeping keys: equal for seeds of one config."""
+    flat = _flatten(config)
+    return tuple(sorted((k, str(v)) for k, v in flat.items() if k not in _NON_CONFIG_KEYS))
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """metrics.csv -> column name -> float array (NaN where a cell is empty)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path} has no rows yet")
+    cols: dict[str, np.ndarray] = {}
+    for name in rows[0]:
+        values = []
+        for r in rows:
+            cell = r.get(name, "")
+            try:
+                values.append(float(cell) if cell not in ("", None) else math.nan)
+            except ValueError:
+                values.append(math.nan)
+        cols[name] = np.array(values)
+    return cols
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read metrics.csv, config.yaml and eval_<split>.json of a run directory."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such run directory: {p}")
+    if not p.is_dir() or not (p / "metrics.csv").is_file():
+        raise ValueError(f"{p} is not a metarl run directory (no metrics.csv)")
+    config: dict[str, Any] = {}
+    if (p / "config.yaml").is_file():
+        import yaml
+
+        config = yaml.safe_load((p / "config.yaml").read_text()) or {}
+    evals = {}
+    for split in ("train", "test"):
+        f = p / f"eval_{split}.json"
+        if f.is_file():
+            evals[split] = json.loads(f.read_text())
+    return RunData(p, read_metrics(p / "metrics.csv"), config, evals)
+
+
+def group_runs(runs: list[RunData]) -> dict[str, list[RunData]]:
+    """Runs grouped by config signature (seeds together), labelled by benchmark and cell."""
+    groups: dict[tuple, list[RunData]] = {}
+    for r in runs:
+        groups.setdefault(config_signature(r.config) if r.config else (str(r.path),), []).append(r)
+    out: dict[str, list[RunData]] = {}
+    for i, members in enumerate(groups.values()):
+        label = members[0].label
+        if label in out or sum(m[0].label == label for m in groups.values()) > 1:
+            label = f"{label} (config {i + 1})"
+        out[label] = members
+    return out
+
+
+# ----------------------------------------------------------------------- figures
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curve(run: RunData, column: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = run.columns.get("env_steps"), run.columns.get(column)
+    if x is None or y is None:
+        return np.array([]), np.array([])
+    ok = ~np.isnan(y) & ~np.isnan(x)
+    return x[ok], y[ok]
+
+
+def plot_learning_curves(runs: list[RunData], out: Path) -> Path:
+    """2x2: success and return, train and held-out, against env steps."""
+    plt = _plt()
+    panels = [("charts/success", "train tasks: success rate"), ("eval/success", "held-out tasks: success rate"),
+              ("charts/return", "train tasks: return per attempt"), ("eval/return", "held-out tasks: return per attempt")]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = group_runs(runs)
+    for ax, (column, title) in zip(axes.flat, panels):
+        drew = False
+        for g, (label, members) in enumerate(groups.items()):
+            colour = colours[g % len(colours)]
+            curves = [_curve(r, column) for r in members]
+            curves = [(x, y) for x, y in curves if x.size]
+            for x, y in curves:
+                ax.plot(x, y, color=colour, alpha=0.35 if len(curves) > 1 else 0.9, lw=1)
+            if len(curves) > 1:  # mean ± 95% CI across seeds on a common step grid
+                lo, hi = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
+                if hi > lo:
+                    grid = np.linspace(lo, hi, 100)
+                    ys = np.stack([np.interp(grid, x, y) for x, y in curves])  # (seeds, 100)
+                    mean, low, high = stats.mean_ci_across_runs(ys)
+                    ax.plot(grid, mean, color=colour, lw=2.2, label=f"{label} (mean of {len(curves)} seeds, 95% CI)")
+                    ax.fill_between(grid, low, high, color=colour, alpha=0.2)
+            elif curves:
+                ax.plot([], [], color=colour, label=label)
+            drew = drew or bool(curves)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if "success" in column:
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylabel("success rate (fraction of attempts)")
+        else:
+            ax.set_ylabel("return (sum of rewards per attempt)")
+        if not drew:
+            ax.text(0.5, 0.5, "no data (metric not logged)", ha="center", va="center", transform=ax.transAxes, color="grey")
+    for ax in axes[1]:
+        ax.set_xlabel("environment steps")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    for ax in axes.flat[1:]:
+        h, l = ax.get_legend_handles_labels()
+        for hh, ll in zip(h, l):
+            if ll not in labels:
+                handles.append(hh)
+                labels.append(ll)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=9)
+    fig.suptitle("Learning curves")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    path = out / "learning_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def adaptation_by_attempt(run: RunData, split: str) -> list[float] | None:
+    """Success by attempt of one run on ``split``: its evaluate JSON, else metrics.csv columns."""
+    if split in run.evals and "success_by_attempt" in run.evals[split]:
+        return [float(v) for v in run.evals[split]["success_by_attempt"]]
+    prefix = "eval" if split == "test" else "charts"
+    k, values = 1, []
+    while f"{prefix}/success_attempt_{k}" in run.columns:
+        col = run.columns[f"{prefix}/success_attempt_{k}"]
+        col = col[~np.isnan(col)]
+        if not col.size:
+            return None
+        # train: mean of the last 5 updates (noisy per update); held-out: the last evaluation
+        values.append(float(col[-5:].mean() if prefix == "charts" else col[-1]))
+        k += 1
+    return values or None
+
+
+def plot_adaptation(runs: list[RunData], out: Path) -> Path:
+    """Success by attempt, train vs held-out tasks, per config (mean ± std over seeds)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drew = False
+    for g, (label, members) in enumerate(group_runs(runs).items()):
+        for split, style in (("train", "--"), ("test", "-")):
+            series = [v for v in (adaptation_by_attempt(r, split) for r in members) if v]
+            if not series:
+                continue
+            k = min(len(v) for v in series)
+            a = np.array([v[:k] for v in series])  # (runs, K)
+            attempts = np.arange(1, k + 1)
+            err = a.std(axis=0, ddof=1) if len(series) > 1 else None
+            name = "train tasks" if split == "train" else "held-out tasks"
+            ax.errorbar(attempts, a.mean(axis=0), yerr=err, fmt=style + "o", color=colours[g % len(colours)],
+                        capsize=3, label=f"{label}: {name}" + (f" (n={len(series)})" if len(series) > 1 else ""))
+            drew = True
+    if not drew:
+        ax.text(0.5, 0.5, "no per-attempt success logged", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("attempt within the trial")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.set_title("Adaptation: success by attempt (memory kept across attempts)")
+    if drew:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "adaptation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_memory(npz: Path, out_png: Path) -> Path:
+    """Slots x time heatmaps of one recorded trial's memory, attempt boundaries dashed."""
+    plt = _plt()
+    data = np.load(npz)
+    keys = [k for k in MEMORY_KEYS if k in data.files]
+    if not keys:
+        raise ValueError(f"{npz} holds no memory diagnostics (cell without memory?)")
+    starts = data["episode_starts"] if "episode_starts" in data.files else np.array([0])
+    successes = data["successes"] if "successes" in data.files else None
+    task = str(data["task"]) if "task" in data.files else npz.stem
+    fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.4 * len(keys) + 0.8), sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        v = data[key]
+        if v.ndim == 3:
+            v = v.mean(axis=1)  # (T, heads, N) -> (T, N)
+        image = ax.imshow(v.T, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis",
+                          vmin=0.0, vmax=1.0 if key == "forget" else None)
+        for s in starts[1:]:
+            ax.axvline(s - 0.5, color="white", ls="--", lw=1.2)
+        ax.set_ylabel("memory slot")
+        ax.set_title(_TITLES.get(key, key), fontsize=10)
+        fig.colorbar(image, ax=ax, pad=0.01, label="gate value" if key == "forget" else "weight")
+    axes[-1, 0].set_xlabel("env step within the trial (dashed: next attempt starts)")
+    verdict = "" if successes is None else "  attempts solved: " + " ".join("✓" if s else "✗" for s in successes)
+    fig.suptitle(f"Memory during one trial of {task}{verdict}")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def find_memory_files(runs: list[RunData]) -> list[Path]:
+    """``*.memory.npz`` recordings inside the run directories (first per run, sorted)."""
+    found = []
+    for r in runs:
+        files = sorted(r.path.rglob("*.memory.npz"))
+        if files:
+            found.append(files[0])
+    return found
+
+
+def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None = None) -> list[Path]:
+    """Write every plot for ``run_dirs`` into ``out``; returns the PNG paths."""
+    runs = [load_run(p) for p in run_dirs]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)]
+    for npz in (memory or find_memory_files(runs)):
+        if not Path(npz).is_file():
+            raise FileNotFoundError(f"no such memory recording: {npz}")
+        name = Path(npz).name.removesuffix(".memory.npz")
+        paths.append(plot_memory(Path(npz), out / f"memory_{name}.png"))
+    return paths
+
+
+# ----------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "plot",
+        help="learning curves, adaptation and memory PNGs",
+        description="Plot learning curves, success by attempt and memory pictures of runs.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (seeds of one config are averaged)")
+    p.add_argument("--out", required=True, type=Path, help="output directory for the PNGs")
+    p.add_argument("--memory", nargs="*", type=Path, default=None,
+                   help="memory recordings (<video>.memory.npz from metarl record); default: any inside the runs")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    for path in make_plots(args.runs, args.out, args.memory):
+        print(path)
+    if not args.memory and not any(p.name.startswith("memory_") for p in args.out.glob("memory_*.png")):
+        print("no memory recording found: `metarl record RUN_DIR --task ... --out RUN_DIR/videos/trial.mp4` "
+              "writes one", file=sys.stderr)
+    return 0
