@@ -37,8 +37,14 @@ def _closest(name: str, valid: list[str]) -> str:
     return f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def get_benchmark(name: str) -> BenchmarkSpec:
-    """The spec of benchmark ``name``; ValueError naming the closest valid names."""
+def get_benchmark(name: str | BenchmarkSpec) -> BenchmarkSpec:
+    """The spec of benchmark ``name``; ValueError naming the closest valid names.
+
+    A ``BenchmarkSpec`` instance is returned as is (custom benchmarks; it must
+    be picklable to run in vector-env workers).
+    """
+    if isinstance(name, BenchmarkSpec):
+        return name
     if name in _SPECS:
         return _SPECS[name]
     if name in _FACTORIES:

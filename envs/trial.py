@@ -52,7 +52,7 @@ class TrialEnv(gym.Env):
 
     def __init__(
         self,
-        benchmark: str,
+        benchmark: str | BenchmarkSpec,
         *,
         split: str = "train",
         episodes_per_trial: int | None = None,
@@ -66,7 +66,7 @@ class TrialEnv(gym.Env):
         task_set: TaskSet | None = None,
     ) -> None:
         spec: BenchmarkSpec = get_benchmark(benchmark)
-        self.benchmark = benchmark
+        self.benchmark = spec.name
         self.split = check_split(split)
         self.spec_ = spec
         self.episodes_per_trial = check_positive(

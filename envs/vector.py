@@ -37,6 +37,7 @@ from typing import Any, Iterator
 import gymnasium as gym
 import numpy as np
 
+from metarl.envs.core import BenchmarkSpec
 from metarl.envs.registry import check_split, get_benchmark
 from metarl.envs.trial import TrialEnv, check_positive
 
@@ -191,7 +192,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
 
     def __init__(
         self,
-        benchmark: str,
+        benchmark: str | BenchmarkSpec,
         *,
         split: str = "train",
         num_envs: int,
@@ -222,7 +223,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         # A template env in this process gives spaces and trial constants
         # (validates every argument, builds no MuJoCo model until reset).
         probe = TrialEnv(**env_kwargs)
-        self.benchmark, self.split = benchmark, split
+        self.benchmark, self.split = spec.name, split
         self.task_names = probe.task_names
         self.episodes_per_trial = probe.episodes_per_trial
         self.max_episode_steps = probe.max_episode_steps
@@ -410,7 +411,7 @@ def _usable_cpus() -> int:
 
 
 def make_vec(
-    benchmark: str,
+    benchmark: str | BenchmarkSpec,
     *,
     split: str = "train",
     num_envs: int,

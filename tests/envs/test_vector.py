@@ -1,0 +1,149 @@
+"""The vector env: same results as stepping the envs one by one, trial-aligned, clean close."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from metarl.envs import TRIAL_START, make_env, make_vec
+from metarl.envs.toy import PointNavBenchmark, PointNavCore
+from metarl.envs.vector import INFO_KEYS
+
+K, L = 2, 5
+
+
+def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 3) -> None:
+    envs = make_vec(benchmark, num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L,
+                    workers=workers, seed=100)
+    singles = [make_env(benchmark, episodes_per_trial=K, max_episode_steps=L,
+                        env_index=i, num_envs=num_envs) for i in range(num_envs)]
+    try:
+        assert envs.trial_length == singles[0].trial_length == K * L
+        assert envs.single_observation_space == singles[0].observation_space
+        obs, infos = envs.reset(seed=40)
+        expected = [e.reset(seed=40 + i) for i, e in enumerate(singles)]
+        np.testing.assert_array_equal(obs, np.stack([o for o, _ in expected]))
+        assert list(infos["task_id"]) == [info["task_id"] for _, info in expected]
+        rng = np.random.default_rng(0)
+        n_act = envs.single_action_space.shape[0]
+        for step in range(trials * envs.trial_length):
+            actions = rng.uniform(-1.2, 1.2, (num_envs, n_act)).astype(np.float32)
+            obs, rew, term, trunc, infos = envs.step(actions)
+            assert set(INFO_KEYS) | {"final_obs"} <= set(infos)
+            assert all(infos[k].shape[0] == num_envs for k in infos)
+            for i, env in enumerate(singles):
+                o, r, te, tr, info = env.step(actions[i])
+                assert rew[i] == r and term[i] == te and trunc[i] == tr
+                for key in INFO_KEYS:
+                    assert infos[key][i] == info[key], (step, i, key)
+                if tr:
+                    np.testing.assert_array_equal(infos["final_obs"][i], o)
+                    o, _ = env.reset()
+                np.testing.assert_array_equal(obs[i], o)
+            last = (step + 1) % envs.trial_length == 0
+            assert infos["trial_end"].all() == last and infos["trial_end"].any() == last
+            if last:
+                assert np.all(obs[:, TRIAL_START] == 1.0)  # already the next trial's first obs
+    finally:
+        envs.close()
+        for env in singles:
+            env.close()
+
+
+def test_vector_matches_single_envs_metaworld_workers() -> None:
+    # 3 envs < 10 classes: envs change class between trials; 2 workers, uneven blocks
+    _compare_with_single_envs("ML10", num_envs=3, workers=2)
+
+
+def test_vector_matches_single_envs_toy_in_process_and_workers() -> None:
+    _compare_with_single_envs("point-nav", num_envs=4, workers=0)
+    _compare_with_single_envs("bandit", num_envs=3, workers=2)
+
+
+def test_attributes_and_round_robin_task_ids() -> None:
+    envs = make_vec("ML10", split="test", num_envs=7, episodes_per_trial=K, max_episode_steps=L, workers=0)
+    assert (envs.episodes_per_trial, envs.max_episode_steps, envs.trial_length) == (K, L, K * L)
+    assert envs.observation_space.shape == (7, 39 + 4 + 3)
+    assert envs.action_space.shape == (7, 4)
+    _, infos = envs.reset(seed=0)
+    assert list(infos["task_id"]) == [0, 1, 2, 3, 4, 0, 1]  # round-robin by env index
+    for _ in range(envs.trial_length):
+        _, _, _, _, infos = envs.step(np.zeros((7, 4)))
+    assert infos["trial_end"].all()
+    _, _, _, _, infos = envs.step(np.zeros((7, 4)))
+    assert list(infos["task_id"]) == [(i + 7) % 5 for i in range(7)]  # second trial
+    envs.close()
+
+
+def test_reset_without_seed_starts_new_trial_everywhere() -> None:
+    envs = make_vec("point-nav", num_envs=3, seed=0)
+    envs.reset()
+    envs.step(np.zeros((3, 2)))
+    obs, infos = envs.reset()
+    assert np.all(obs[:, TRIAL_START] == 1.0) and np.all(infos["attempt"] == 1)
+    envs.close()
+
+
+def _children() -> set[int]:
+    return {p.pid for p in mp.active_children()}
+
+
+def test_dead_worker_is_reported_with_env_and_task() -> None:
+    envs = make_vec("ML10", num_envs=3, episodes_per_trial=K, max_episode_steps=L, workers=2, seed=0)
+    envs.reset(seed=0)
+    victim = envs._procs[1]  # holds envs 2 (block split 0-1 | 2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(timeout=10)
+    with pytest.raises(RuntimeError) as err:
+        envs.step(np.zeros((3, 4)))
+    msg = str(err.value)
+    assert "worker 1" in msg and "env 2" in msg and "pick-place-v3" in msg, msg
+    assert envs.closed
+    assert all(p.exitcode is not None for p in envs._procs) or not envs._procs
+
+
+class _BrokenCore(PointNavCore):
+    def step(self, action):
+        if self.pos[0] > 0.25:  # three steps right
+            raise FloatingPointError("simulated physics blow-up")
+        return super().step(action)
+
+
+class BrokenNav(PointNavBenchmark):
+    """point-nav whose core raises once the point has moved right far enough."""
+
+    def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None):
+        return _BrokenCore()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_env_error_names_env_and_task(workers: int) -> None:
+    envs = make_vec(BrokenNav(), num_envs=3, workers=workers, seed=0)
+    envs.reset(seed=0)
+    actions = np.zeros((3, 2), np.float32)
+    actions[2, 0] = 1.0  # only env 2 moves right
+    with pytest.raises(RuntimeError) as err:
+        for _ in range(5):
+            envs.step(actions)
+    msg = str(err.value) + repr(err.value.__cause__)
+    assert "env 2 (task 'point-nav'" in msg and "simulated physics blow-up" in msg, msg
+    envs.close()
+
+
+def test_close_leaves_no_child_processes() -> None:
+    before = _children()
+    envs = make_vec("point-nav", num_envs=4, workers=2, seed=0)
+    procs = list(envs._procs)
+    assert len(procs) == 2 and all(p.is_alive() for p in procs)
+    envs.reset()
+    envs.close()
+    deadline = time.time() + 10
+    while any(p.is_alive() for p in procs) and time.time() < deadline:
+        time.sleep(0.05)
+    assert all(p.exitcode == 0 for p in procs)  # exited cleanly, and reaped
+    assert _children() <= before
