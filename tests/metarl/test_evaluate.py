@@ -1,0 +1,250 @@
+"""`metarl evaluate`: held-out evaluation of tiny real runs, the Meta-World protocol, stats, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metarl import cli, stats
+from metarl.evaluate import (
+    MetaWorldProtocolAgent,
+    TrialRecord,
+    aggregate_runs,
+    evaluate_agent,
+    markdown_table,
+    summarize,
+)
+
+from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Batch-of-envs inference: one thread avoids contention with parallel test runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def point_nav_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), "point-nav")
+
+
+@pytest.fixture(scope="session")
+def reach_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), "reach")
+
+
+def _check_result(result: dict, benchmark: str, split: str, k: int, trials: int) -> None:
+    from metarl.envs import tasks
+
+    assert result["benchmark"] == benchmark and result["split"] == split
+    assert result["episodes_per_trial"] == k and result["trials"] == trials
+    assert list(result["tasks"]) == sorted(tasks(benchmark, split))  # held-out classes, sorted order
+    for t in result["tasks"].values():
+        assert len(t["success_by_attempt"]) == k and len(t["return_by_attempt"]) == k
+        assert all(0.0 <= s <= 1.0 for s in t["success_by_attempt"])
+        assert all(np.isfinite(t["return_by_attempt"]))
+        assert t["trials"] == trials
+    assert len(result["success_by_attempt"]) == k
+    fin = result["final_success"]
+    assert 0.0 <= fin["low"] <= fin["mean"] <= fin["high"] <= 1.0
+    assert fin["mean"] == pytest.approx(result["success_by_attempt"][-1])
+
+
+def test_point_nav_run_cli_writes_table_json_and_csv(point_nav_run: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev.json"
+    rc = cli.main(["evaluate", str(point_nav_run), "--trials", "6", "--seed", "3", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| task | success@1 | success@2 | mean return |" in printed and "| point-nav |" in printed
+    result = json.loads(out.read_text())
+    _check_result(result, "point-nav", "test", k=2, trials=6)
+    assert all(r < 0 for r in result["return_by_attempt"])  # point-nav reward is -distance
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [(r["task"], r["attempt"]) for r in rows] == [("point-nav", "1"), ("point-nav", "2")]
+    assert float(rows[0]["success"]) == pytest.approx(result["tasks"]["point-nav"]["success_by_attempt"][0])
+
+
+def test_default_output_goes_into_the_run_dir(point_nav_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(point_nav_run, run)
+    assert cli.main(["evaluate", str(run), "--trials", "2", "--split", "train", "--no-progress"]) == 0
+    result = json.loads((run / "eval_train.json").read_text())
+    assert result["split"] == "train" and (run / "eval_train.csv").is_file()
+
+
+def test_reach_run_on_held_out_goals(reach_run: Path) -> None:
+    from metarl.checkpoint import load_agent
+
+    agent = load_agent(reach_run)
+    result = evaluate_agent(agent, trials=2, seed=0)
+    _check_result(result, "ML1/reach-v3", "test", k=2, trials=2)
+    assert result["max_episode_steps"] == 30  # the run's episode length, from its config
+    assert all(r > 0 for r in result["return_by_attempt"])  # reach rewards are positive
+
+
+def test_ml10_test_split_plays_only_held_out_classes(reach_run: Path) -> None:
+    from metarl.checkpoint import load_agent
+    from metarl.envs import tasks
+
+    agent = load_agent(reach_run)  # same observation layout as every Meta-World benchmark
+    result = evaluate_agent(agent, benchmark="ML10", trials=1, episodes_per_trial=1, max_episode_steps=3)
+    assert set(result["tasks"]) == set(tasks("ML10", "test"))
+    assert not set(result["tasks"]) & set(tasks("ML10", "train"))
+    assert "drawer-open-v3" in result["tasks"]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(point_nav_run: Path) -> None:
+    from metarl.checkpoint import load_agent
+
+    agent = load_agent(point_nav_run)
+    a = evaluate_agent(agent, trials=4, seed=5)
+    b = evaluate_agent(agent, trials=4, seed=5)
+    c = evaluate_agent(agent, trials=4, seed=6)
+    assert a == b
+    assert a["return_by_attempt"] != c["return_by_attempt"]
+
+
+def test_several_runs_give_mean_and_spread(point_nav_run: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "agg.json"
+    best = point_nav_run / "checkpoints" / "best.pt"
+    rc = cli.main(["evaluate", str(point_nav_run), str(best), "--trials", "3", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    agg = json.loads(out.read_text())
+    assert agg["num_runs"] == 2 and len(agg["per_run"]) == 2
+    assert len(agg["success_by_attempt_std"]) == 2
+    per_run = [r["return_by_attempt"][0] for r in agg["per_run"]]
+    assert agg["return_by_attempt"][0] == pytest.approx(np.mean(per_run))
+    assert agg["tasks"]["point-nav"]["return_by_attempt_std"][0] == pytest.approx(np.std(per_run, ddof=1))
+    assert "±" in capsys.readouterr().out
+
+
+def test_metaworld_protocol_runs_on_short_ml10(reach_run: Path, tmp_path: Path) -> None:
+    from metarl.envs import tasks
+
+    out = tmp_path / "mw.json"
+    rc = cli.main([
+        "evaluate", str(reach_run), "--protocol", "metaworld", "--benchmark", "ML10", "--num-evals", "1",
+        "--adaptation-episodes", "1", "--evaluation-episodes", "1", "--meta-batch-size", "5",
+        "--max-episode-steps", "10", "--no-progress", "--out", str(out),
+    ])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "metaworld" and result["split"] == "test"
+    assert list(result["tasks"]) == sorted(tasks("ML10", "test"))
+    assert all(0.0 <= t["success"] <= 1.0 for t in result["tasks"].values())
+    assert np.isfinite(result["mean_return"]) and result["mean_return"] > 0
+
+
+class _CountingAgent:
+    """Fake agent: records the observations it sees; its state counts steps per env."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def initial_state(self, n: int):
+        return (torch.zeros(n, 1),)
+
+    def act(self, obs, state, deterministic=True):
+        self.seen.append(obs.copy())
+        reset = torch.as_tensor(obs[:, -1] > 0.5)[:, None]
+        count = torch.where(reset, torch.zeros_like(state[0]), state[0]) + 1
+        return np.full((obs.shape[0], 2), 0.5, dtype=np.float32) * np.arange(1, obs.shape[0] + 1)[:, None] / 2, (count,)
+
+
+def test_metaworld_adapter_builds_our_observation_layout_and_restores_memory() -> None:
+    from metaworld.evaluation import Timestep
+
+    fake = _CountingAgent()
+    d_env, a_dim = 3, 2
+    adapter = MetaWorldProtocolAgent(fake, -np.ones(d_env), np.ones(d_env), a_dim, reward_scale=0.1, deterministic=True)
+    raw = np.zeros((2, d_env + a_dim + 2))  # (N, obs | action | reward | done) as Meta-World hands it
+    adapter.init()
+    actions, _ = adapter.adapt_action(raw)
+    first = fake.seen[-1]
+    assert first.shape == (2, d_env + a_dim + 3)
+    assert np.all(first[:, -1] == 1) and np.all(first[:, -2] == 1) and np.all(first[:, d_env:-2] == 0)
+    adapter.step(Timestep(raw, actions, np.array([5.0, 7.0]), np.array([False, False]), np.array([False, True]), {}))
+    adapter.adapt_action(raw)
+    second = fake.seen[-1]
+    assert np.all(second[:, -1] == 0)  # no new trial within adaptation
+    assert second[:, -2].tolist() == [0.0, 1.0]  # env 1 started its next episode
+    assert second[:, d_env + a_dim].tolist() == pytest.approx([0.5, 0.7])  # previous reward * 0.1
+    assert np.allclose(second[:, d_env : d_env + a_dim], actions)
+    adapter.adapt()  # snapshot: 2 steps in memory
+    raw_eval = raw.copy()
+    raw_eval[:, d_env + a_dim] = [3.0, 4.0]
+    adapter.reset(np.array([True, True]))
+    adapter.eval_action(raw_eval)
+    adapter.eval_action(raw_eval)
+    assert adapter.state[0][:, 0].tolist() == [4.0, 4.0]
+    restored = fake.seen[-2]
+    assert restored[:, -2].tolist() == [1.0, 1.0] and restored[:, -1].tolist() == [0.0, 0.0]
+    assert restored[:, d_env + a_dim].tolist() == pytest.approx([0.5, 0.7])  # last adaptation reward
+    assert fake.seen[-1][:, d_env + a_dim].tolist() == pytest.approx([0.3, 0.4])  # from the obs within an episode
+    adapter.reset(np.array([False, True]))  # env 1's evaluation episode ended: back to the snapshot
+    adapter.eval_action(raw_eval)
+    assert adapter.state[0][:, 0].tolist() == [5.0, 3.0]
+
+
+def test_summary_is_per_attempt_mean_in_sorted_task_order() -> None:
+    records = [
+        TrialRecord("b-task", [False, True], [1.0, 3.0]),
+        TrialRecord("a-task", [False, False], [0.0, 0.0]),
+        TrialRecord("b-task", [True, True], [2.0, 5.0]),
+    ]
+    s = summarize(records, 2)
+    assert list(s["tasks"]) == ["a-task", "b-task"]
+    assert s["tasks"]["b-task"]["success_by_attempt"] == [0.5, 1.0]
+    assert s["tasks"]["b-task"]["return_by_attempt"] == [1.5, 4.0]
+    assert s["success_by_attempt"] == [0.25, 0.5]  # mean over tasks, not over trials
+    table = markdown_table({"episodes_per_trial": 2, **s})
+    assert table.index("a-task") < table.index("b-task")
+
+
+def test_aggregate_refuses_runs_of_different_benchmarks() -> None:
+    base = {"split": "test", "episodes_per_trial": 1, "tasks": {"t": {"success_by_attempt": [1.0],
+            "return_by_attempt": [1.0], "mean_return": 1.0}}, "success_by_attempt": [1.0],
+            "return_by_attempt": [1.0], "mean_return": 1.0}
+    with pytest.raises(ValueError, match="differ in benchmark"):
+        aggregate_runs([{**base, "benchmark": "A"}, {**base, "benchmark": "B"}])
+
+
+def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_data() -> None:
+    rng = np.random.default_rng(0)
+    small = stats.bootstrap_ci(rng.random(10) < 0.5)
+    large = stats.bootstrap_ci(rng.random(1000) < 0.5)
+    assert small.low <= small.mean <= small.high
+    assert (large.high - large.low) < (small.high - small.low) / 3
+    assert stats.bootstrap_ci([1.0, 1.0]).low == 1.0
+    strat = stats.stratified_bootstrap_ci([[0, 0, 0, 0], [1, 1, 0, 1]])
+    assert strat.mean == pytest.approx(0.375) and 0.0 <= strat.low < 0.375 < strat.high <= 0.5
+    with pytest.raises(ValueError):
+        stats.bootstrap_ci([])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "/no/such/run"], "no such run directory or checkpoint: /no/such/run"),
+        (["evaluate", "{run}", "--benchmark", "ML1/rech-v3"], "did you mean 'ML1/reach-v3'"),
+        (["evaluate", "{run}", "--split", "tset"], "invalid split 'tset'"),
+        (["evaluate", "{run}", "--trials", "0"], "trials must be >= 1"),
+        (["evaluate", "{run}", "--protocol", "metaworld"], "needs a Meta-World benchmark"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors(argv, message, point_nav_run: Path, capsys) -> None:
+    argv = [a.replace("{run}", str(point_nav_run)) for a in argv]
+    assert cli.main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
