@@ -121,6 +121,9 @@ class TrainConfig:
     """Seeds torch, numpy, the tasks and the env resets."""
     total_steps: int = 200_000
     """Env steps over all ranks."""
+    max_updates: int = 0
+    """Stop (with a checkpoint) once this many updates are done, for time-boxed jobs; 0 = run to total_steps.
+    Not part of any schedule, so a stopped run resumes exactly."""
     device: str = "auto"
     """``auto`` (cuda if available), ``cpu``, ``cuda``, ``cuda:1`` ..."""
     torch_threads: int = 0
@@ -198,6 +201,11 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
     elif t is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif t is str:
         if isinstance(value, str):
             return value
@@ -349,6 +357,7 @@ def validate(cfg: TrainConfig) -> None:
         "ppo.bptt_len": cfg.ppo.bptt_len,
         "eval_interval": cfg.eval_interval,
         "save_interval": cfg.save_interval,
+        "max_updates": cfg.max_updates,
         "env.eval_num_envs": cfg.env.eval_num_envs,
         "torch_threads": cfg.torch_threads,
     }

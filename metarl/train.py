@@ -116,6 +116,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     """Train (or resume) a run in ``run_dir``; returns counters and the last evaluation."""
     run_dir = Path(run_dir)
     # ---------------------------------------------------------------- setup
+    from metarl.agents import cell_class
+    from metarl.envs.registry import get_benchmark
+
+    get_benchmark(cfg.env.benchmark)  # unknown names fail here, in one line, before any output
+    cell_class(cfg.agent.cell)
     device = resolve_device(cfg.device)
     dist = D.init_distributed(device)
     device = D.rank_device(device, dist)
@@ -203,8 +208,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
 
     def write_checkpoints(names: list[str]) -> None:
         rng = _gather_rng(generator, dist)
+        diff = _rank_param_diff(policy) if dist.enabled and names else 0.0
         if dist.is_main and names:
             state = checkpoint_state(rng)
+            state["counters"]["rank_param_max_diff"] = diff
             for name in names:
                 save_checkpoint(state, run_dir / CHECKPOINT_DIR / name)
 
@@ -304,6 +311,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
             logger.log(env_steps, update, metrics, wall_time=time.time() - start_time)
             progress.update(steps_per_update, sps=metrics["charts/sps"], success=metrics.get("charts/success", 0.0))
             write_checkpoints(names)
+            if cfg.max_updates and update >= cfg.max_updates and update < num_updates:
+                if "last.pt" not in names:
+                    write_checkpoints(["last.pt"])
+                break
             if (D.all_reduce_mean(float(stop())) > 0) if dist.enabled else stop():
                 interrupted = True
                 if "last.pt" not in names:
@@ -343,6 +354,13 @@ def _reduce_stats(stats: AttemptStats, dist: D.DistInfo) -> AttemptStats:
     out = AttemptStats(stats.episodes_per_trial)
     out.success, out.ret, out.count = (total[i].numpy() for i in range(3))
     return out
+
+
+def _rank_param_diff(policy: torch.nn.Module) -> float:
+    """Largest |parameter difference| between any rank and rank 0 (0.0 when data parallel works)."""
+    flat = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])[None]  # (1, P)
+    every = D.all_gather_cat(flat)  # (W, P)
+    return float((every - every[:1]).abs().max())
 
 
 def _gather_rng(generator: torch.Generator, dist: D.DistInfo) -> list:

@@ -1,0 +1,137 @@
+"""``metarl train`` end to end: resume equality, a short Meta-World run, errors, NaN stop."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metarl import train as train_mod
+from metarl.checkpoint import load_agent, load_checkpoint
+from metarl.cli import main
+from metarl.config import load_config
+from metarl.envs import TRIAL_START, make_vec
+from metarl.ppo import NonFiniteError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# point-nav, 4 envs x one 40-step trial (2 attempts x 20 steps) = 160 env steps per update.
+TOY = [
+    "env.benchmark=point-nav", "env.num_envs=4", "env.episodes_per_trial=2", "env.max_episode_steps=20", "env.workers=0",
+    "agent.cell=forget-memory", "agent.hidden_size=16", "agent.encoder_sizes=[16]",
+    "ppo.bptt_len=20", "ppo.epochs=2", "eval_interval=2", "progress=false", "tensorboard=false",
+    "device=cpu", "torch_threads=1",
+]
+STEPS = 160
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "metarl", "train", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_resume_in_new_process_gives_identical_parameters(tmp_path):
+    full, half = tmp_path / "full", tmp_path / "half"
+    sets = [x for s in TOY + ["ppo.lr_schedule=linear"] for x in ("--set", s)]
+    _cli(*sets, "--set", f"total_steps={4 * STEPS}", "--run-dir", str(full))
+    # Same config, stopped after 2 of 4 updates (max_updates), resumed in a new process.
+    _cli(*sets, "--set", f"total_steps={4 * STEPS}", "--set", "max_updates=2", "--run-dir", str(half))
+    assert load_checkpoint(half)["counters"]["update"] == 2
+    _cli("--resume", str(half), "--set", "max_updates=0")
+    a, b = load_checkpoint(full), load_checkpoint(half)
+    assert b["counters"]["update"] == 4 and b["counters"]["env_steps"] == 4 * STEPS
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert torch.equal(a["obs_normalizer"]["rms"]["mean"], b["obs_normalizer"]["rms"]["mean"])
+    rows_a = (full / "metrics.csv").read_text().splitlines()
+    rows_b = (half / "metrics.csv").read_text().splitlines()
+    assert len(rows_a) == len(rows_b) == 5
+    losses = [i for i, c in enumerate(rows_a[0].split(",")) if c.startswith("losses/")]
+    for ra, rb in zip(rows_a[1:], rows_b[1:]):
+        assert [ra.split(",")[i] for i in losses] == [rb.split(",")[i] for i in losses]
+
+
+def test_short_ml1_reach_run_writes_all_outputs_and_its_agent_evaluates(tmp_path):
+    cfg = load_config(None, [
+        "env.benchmark=ML1/reach-v3", "env.num_envs=2", "env.episodes_per_trial=2", "env.max_episode_steps=50",
+        "env.workers=0", "env.eval_num_envs=2", "agent.hidden_size=32", "agent.encoder_sizes=[32]",
+        "ppo.bptt_len=50", "ppo.epochs=2", "total_steps=1600", "eval_interval=4", "save_interval=4",
+        "progress=false", "device=cpu",
+    ])
+    result = train_mod.train(cfg, tmp_path)
+    assert result.updates == 8 and result.env_steps == 1600 and not result.interrupted
+    names = {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    assert {"last.pt", "best.pt", "step_800.pt", "step_1600.pt"} <= names
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert load_config(tmp_path / "config.yaml") == cfg
+    header, *rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    cols = header.split(",")
+    assert cols[:3] == ["env_steps", "update", "wall_time"] and len(rows) == 8
+    for c in ["charts/success_attempt_2", "charts/return_attempt_1", "charts/sps", "losses/value_loss", "eval/success", "eval/return_attempt_2"]:
+        assert c in cols, c
+    ev = cols.index("eval/success")
+    assert [r.split(",")[ev] != "" for r in rows] == [False, False, False, True, False, False, False, True]
+
+    agent = load_agent(tmp_path)
+    assert agent.config.env.benchmark == "ML1/reach-v3"
+    envs = make_vec("ML1/reach-v3", split="test", num_envs=2, episodes_per_trial=2, max_episode_steps=50, workers=0)
+    obs, _ = envs.reset(seed=0)
+    state = agent.initial_state(2)
+    for _ in range(envs.trial_length):
+        action, state = agent.act(obs, state)
+        assert action.shape == (2, 4) and np.abs(action).max() <= 1.0
+        obs, *_ = envs.step(action)
+    assert (obs[:, TRIAL_START] == 1).all()  # a new trial started after exactly one trial
+    envs.close()
+
+
+def _one_line_error(argv, capsys, needle):
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and needle in err, err
+    return err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    _one_line_error(["--set", "env.num_env=3"], capsys, "'env.num_envs'")
+    _one_line_error(["--set", "seed=x"], capsys, "seed")
+    _one_line_error(["--set", "agent.cell=forget-memroy", "--run-dir", str(tmp_path / "a")], capsys, "forget-memory")
+    _one_line_error(["--set", "env.benchmark=point-navv", "--run-dir", str(tmp_path / "b")], capsys, "point-nav")
+    _one_line_error(["--resume", str(tmp_path / "missing")], capsys, "not found")
+    (tmp_path / "foreign").mkdir()
+    _one_line_error(["--resume", str(tmp_path / "foreign")], capsys, "not a metarl run directory")
+    _one_line_error([str(tmp_path / "nope.yaml")], capsys, "nope.yaml")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+class _NanReward:
+    """A vector env that returns a NaN reward at one step of its second trial."""
+
+    def __init__(self, envs, at: int):
+        self.envs, self.at, self.calls = envs, at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.envs, name)
+
+    def step(self, actions):
+        obs, r, term, trunc, info = self.envs.step(actions)
+        self.calls += 1
+        if self.calls == self.at:
+            r = r.copy()
+            r[1] = np.nan
+        return obs, r, term, trunc, info
+
+
+def test_nan_reward_stops_with_source_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    real = train_mod._make_envs_ignoring_sigint
+    monkeypatch.setattr(train_mod, "_make_envs_ignoring_sigint", lambda c, s, n: _NanReward(real(c, s, n), at=45))
+    cfg = load_config(None, TOY + [f"total_steps={4 * STEPS}", "eval_interval=0"])
+    with pytest.raises(NonFiniteError, match=r"non-finite reward at env step 176 \(env 1\)"):
+        train_mod.train(cfg, tmp_path)
+    state = load_checkpoint(tmp_path)  # written after update 1, still intact
+    assert state["counters"]["update"] == 1
+    assert load_agent(tmp_path).config.env.benchmark == "point-nav"
