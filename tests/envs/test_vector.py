@@ -17,7 +17,7 @@ from metarl.envs.vector import INFO_KEYS
 K, L = 2, 5
 
 
-def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 3) -> None:
+def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 2) -> None:
     envs = make_vec(benchmark, num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L,
                     workers=workers, seed=100)
     singles = [make_env(benchmark, episodes_per_trial=K, max_episode_steps=L,
