@@ -1,0 +1,154 @@
+"""`metarl record`: frame counts and sizes, memory strip and .npz, overlay, errors, CPU speed.
+
+Meta-World recordings run in a subprocess: the GL backend must be chosen before
+mujoco is imported, and this pytest process may have imported it already.
+Point-nav draws its own frames (no GL), so it is recorded in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.record import RecordSettings, frames_per_attempt, overlay, record
+from metarl.render import RenderError, choose_backend
+
+from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
+
+
+def _gl_available() -> bool:
+    try:
+        choose_backend()
+    except RenderError:
+        return False
+    return True
+
+
+needs_gl = pytest.mark.skipif(not _gl_available(), reason="no headless GL library (apt-get install libosmesa6)")
+
+
+@pytest.fixture(scope="session")
+def reach_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), "reach")
+
+
+def _metarl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    return subprocess.run([sys.executable, "-m", "metarl", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    import imageio.v2 as imageio
+
+    return [np.asarray(f) for f in imageio.mimread(path, memtest=False)]
+
+
+@needs_gl
+def test_mp4_has_one_frame_per_every_steps_and_the_requested_size(reach_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reach.mp4"
+    proc = _metarl("record", str(reach_run), "--task", "reach-v3", "--every", "7", "--size", "96",
+                   "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = _video_frames(out)
+    # the run's trials: 2 attempts of 30 steps; states after 0, 7, 14, 21, 28 steps of each
+    assert len(frames) == 2 * frames_per_attempt(30, 7) == 10
+    assert frames[0].shape == (96, 96, 3)  # gru: no memory diagnostics, so no side strip
+    assert np.std(frames[3]) > 10  # a real picture, not a blank frame
+    memory = np.load(out.with_suffix(".memory.npz"))
+    assert memory["successes"].shape == (2,) and memory["episode_starts"].tolist() == [0, 30]
+
+
+def test_gif_with_memory_strip_and_diagnostics_file(tmp_path: Path) -> None:
+    from metarl.agent import Agent
+    from metarl.agents import make_policy
+    from metarl.envs import make_env
+
+    env = make_env("point-nav")
+    torch.manual_seed(0)
+    agent = Agent(policy=make_policy("forget-memory", env.observation_space.shape[0], env.action_space.shape[0],
+                                     hidden_size=16))
+    out = tmp_path / "pn.gif"
+    paths = record(agent, RecordSettings(task="point-nav", out=out, benchmark="point-nav", every=5, size=64,
+                                         episodes_per_trial=2, trials=2, progress=False))
+    assert paths == [tmp_path / "pn_trial1.gif", tmp_path / "pn_trial2.gif"]  # one video per trial
+    from PIL import Image
+
+    gif = Image.open(paths[0])
+    assert gif.n_frames == 2 * frames_per_attempt(20, 5) == 8
+    assert gif.size == (64 + 128, 64)  # frame + memory strip
+    gif.seek(5)
+    strip = np.asarray(gif.convert("RGB"))[:, 64:]
+    assert strip.std() > 5  # the strip shows something once steps have been taken
+    memory = np.load(paths[0].with_suffix(".memory.npz"))
+    assert memory["forget"].shape[0] == 2 * 20 and memory["forget"].ndim == 2
+    assert np.all((memory["forget"] >= 0) & (memory["forget"] <= 1))
+    assert str(memory["task"]) == "point-nav"
+
+
+def test_overlay_draws_text_in_a_top_band_only() -> None:
+    frame = np.full((160, 160, 3), 200, dtype=np.uint8)
+    out = overlay(frame, ["reach-v3", "attempt 1/2  step 0/500"], success=None)
+    changed = np.any(out != frame, axis=-1)  # (H, W)
+    rows = np.flatnonzero(changed.any(axis=1))
+    assert rows.min() == 0 and rows.max() < 40  # band at the top, the scene below untouched
+    assert np.asarray(out)[5:30].std() > 10  # text visible on the band
+    framed = overlay(frame, ["x"], success=True)
+    assert tuple(framed[-1, 80]) != (200, 200, 200)  # success border drawn at the bottom edge too
+
+
+@needs_gl
+def test_bad_task_name_gives_a_one_line_error(reach_run: Path, tmp_path: Path) -> None:
+    proc = _metarl("record", str(reach_run), "--task", "reach-v4", "--out", str(tmp_path / "x.mp4"))
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "did you mean 'reach-v3'" in err and "\n" not in err and not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{run}", "--task", "reach-v3", "--camera", "top"], "valid cameras: corner"),
+        (["{missing}", "--task", "reach-v3"], "no such run directory or checkpoint"),
+        (["{run}", "--task", "reach-v3", "--out", "{tmp}/video.avi"], "must end in .mp4 or .gif"),
+    ],
+)
+def test_bad_camera_path_or_suffix_fail_before_any_rendering(args, message, tmp_path: Path, capsys) -> None:
+    from metarl import cli
+
+    (tmp_path / "run").mkdir()
+    fill = {"{run}": str(tmp_path / "run"), "{missing}": str(tmp_path / "missing"), "{tmp}": str(tmp_path)}
+    argv = ["record"] + [fill.get(a, a.replace("{tmp}", str(tmp_path))) for a in args]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "x.mp4")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+@pytest.mark.slow
+@needs_gl
+def test_default_cpu_recording_of_a_two_attempt_trial_takes_under_a_minute(reach_run: Path, tmp_path: Path) -> None:
+    """CPU seconds of the recording process (wall time also bounded, loosely: tests share the CPUs)."""
+    import resource
+
+    out = tmp_path / "full.mp4"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = _metarl("record", str(reach_run), "--task", "reach-v3", "--max-episode-steps", "500",
+                   "--no-progress", "--out", str(out))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    every = 1 if choose_backend() == "egl" else 4
+    assert len(_video_frames(out)) == 2 * frames_per_attempt(500, every)
+    assert cpu < 60, f"default recording used {cpu:.1f} CPU seconds (wall {wall:.1f} s)"
+    assert wall < 180, f"default recording took {wall:.1f} s wall"
