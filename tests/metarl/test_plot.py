@@ -1,0 +1,114 @@
+"""`metarl plot`: PNGs from real tiny runs, seed grouping, adaptation sources, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metarl import cli
+from metarl.plot import adaptation_by_attempt, group_runs, load_run, make_plots
+
+from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
+
+
+@pytest.fixture(scope="session")
+def point_nav_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), "point-nav")
+
+
+@pytest.fixture
+def two_seeds(point_nav_run: Path, tmp_path: Path) -> list[Path]:
+    """The tiny run and a copy posing as seed 2 of the same config (returns shifted by +1)."""
+    a, b = tmp_path / "seed1", tmp_path / "seed2"
+    shutil.copytree(point_nav_run, a)
+    shutil.copytree(point_nav_run, b)
+    cfg = (b / "config.yaml").read_text()
+    (b / "config.yaml").write_text(cfg.replace("seed: 1\n", "seed: 2\n", 1))
+    lines = (b / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("charts/return")
+    shifted = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[col] = str(float(cells[col]) + 1.0)
+        shifted.append(",".join(cells))
+    (b / "metrics.csv").write_text("\n".join(shifted) + "\n")
+    return [a, b]
+
+
+def _memory_npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(path, forget=rng.random((40, 8)), read_weights=rng.dirichlet(np.ones(8), size=(40, 2)),
+             write_weights=rng.dirichlet(np.ones(8), size=40), episode_starts=np.array([0, 20]),
+             successes=np.array([False, True]), task=np.array("point-nav"))
+    return path
+
+
+def _png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    assert path.is_file() and path.stat().st_size > 5_000
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_plot_writes_non_empty_pngs(two_seeds: list[Path], tmp_path: Path, capsys) -> None:
+    _memory_npz(two_seeds[0] / "trial.memory.npz")
+    out = tmp_path / "plots"
+    assert cli.main(["plot", *map(str, two_seeds), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    names = sorted(Path(p).name for p in printed)
+    assert names == ["adaptation.png", "learning_curves.png", "memory_trial.png"]
+    for name in names:
+        image = _png(out / name)
+        assert image.std() > 10  # a drawing, not a blank canvas
+
+
+def test_seeds_of_one_config_are_grouped_and_other_configs_not(two_seeds: list[Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(two_seeds[0], other)
+    cfg = (other / "config.yaml").read_text()
+    (other / "config.yaml").write_text(cfg.replace("cell: gru", "cell: lstm", 1))
+    groups = group_runs([load_run(p) for p in [*two_seeds, other]])
+    sizes = sorted(len(v) for v in groups.values())
+    assert sizes == [1, 2]
+    assert any("gru" in label for label in groups) and any("lstm" in label for label in groups)
+
+
+def test_adaptation_prefers_evaluate_json_and_falls_back_to_metrics(two_seeds: list[Path]) -> None:
+    run = load_run(two_seeds[0])
+    from_metrics = adaptation_by_attempt(run, "test")
+    assert from_metrics is not None and len(from_metrics) == 2  # eval/success_attempt_1..2
+    assert all(0.0 <= v <= 1.0 for v in from_metrics)
+    (two_seeds[0] / "eval_test.json").write_text(json.dumps({"success_by_attempt": [0.25, 0.75]}))
+    assert adaptation_by_attempt(load_run(two_seeds[0]), "test") == [0.25, 0.75]
+
+
+def test_explicit_memory_file_gives_a_memory_picture(two_seeds: list[Path], tmp_path: Path) -> None:
+    npz = _memory_npz(tmp_path / "rec.memory.npz")
+    paths = make_plots([two_seeds[0]], tmp_path / "out", memory=[npz])
+    memory_png = [p for p in paths if p.name == "memory_rec.png"]
+    assert memory_png and _png(memory_png[0]).shape[0] > 300  # three stacked heatmaps
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "missing", "no such run directory"),
+        (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "not a metarl run directory (no metrics.csv)"),
+    ],
+)
+def test_bad_run_paths_give_one_line_errors(make, message, tmp_path: Path, capsys) -> None:
+    assert cli.main(["plot", str(make(tmp_path)), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_memory_file_without_diagnostics_is_a_one_line_error(two_seeds: list[Path], tmp_path: Path, capsys) -> None:
+    npz = tmp_path / "gru.memory.npz"
+    np.savez(npz, episode_starts=np.array([0]), successes=np.array([True]), task=np.array("point-nav"))
+    assert cli.main(["plot", str(two_seeds[0]), "--out", str(tmp_path / "o"), "--memory", str(npz)]) == 2
+    assert "holds no memory diagnostics" in capsys.readouterr().err
