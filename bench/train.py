@@ -1,0 +1,113 @@
+"""Throughput of RL² training: random actions vs policy collection vs full training.
+
+Prints, from one run on the same vector env and cores:
+  1. random-action env steps/s (the vector env alone),
+  2. collection env steps/s with the policy in the loop (one batched forward per step),
+  3. full training env steps/s (collection + PPO updates),
+and the ratios 2/1 (target >= 0.9) and 3/1 (target >= 0.5).
+
+Runs on CPU or CUDA (``--device auto`` picks CUDA when available). Examples:
+
+    python bench/train.py                                   # ML1/reach-v3, 2 envs, laptop-sized
+    python bench/train.py --num-envs 16 --device cuda --max-episode-steps 500 --episodes-per-trial 2 \\
+        --hidden 256 --bptt 250 --updates 4               # a 16-core GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metarl.config import load_config
+from metarl.rollout import make_envs
+from metarl.train import train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", default="ML1/reach-v3")
+    p.add_argument("--num-envs", type=int, default=2)
+    p.add_argument("--workers", type=int, default=None, help="env worker processes (default: the envs layer's choice)")
+    p.add_argument("--episodes-per-trial", type=int, default=2)
+    p.add_argument("--max-episode-steps", type=int, default=100)
+    p.add_argument("--cell", default="forget-memory")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--encoder", default="128,128", help="encoder widths, comma separated")
+    p.add_argument("--bptt", type=int, default=100, help="truncated-BPTT chunk length (0: whole trials)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--minibatches", type=int, default=2)
+    p.add_argument("--updates", type=int, default=4, help="training updates to time (one trial per env each)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for the update (0: default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    return p.parse_args(argv)
+
+
+def random_action_sps(cfg, trials: int) -> float:
+    """Median steps/s of the vector env stepping uniform random actions over whole trials."""
+    envs = make_envs(cfg.env, "train", cfg.env.num_envs)
+    rng = np.random.default_rng(0)
+    space = envs.single_action_space
+    N, T = envs.num_envs, envs.trial_length
+    actions = rng.uniform(space.low, space.high, size=(T, N, space.shape[0])).astype(np.float32)  # (T, N, A)
+    rates = []
+    for trial in range(trials):
+        envs.reset(seed=trial)
+        t0 = time.perf_counter()
+        for t in range(T):
+            envs.step(actions[t])
+        rates.append(N * T / (time.perf_counter() - t0))
+    envs.close()
+    return statistics.median(rates)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    encoder = "[" + a.encoder + "]" if a.encoder else "[]"
+    overrides = [
+        f"env.benchmark={a.benchmark}", f"env.num_envs={a.num_envs}", f"env.episodes_per_trial={a.episodes_per_trial}",
+        f"env.max_episode_steps={a.max_episode_steps}", f"agent.cell={a.cell}", f"agent.hidden_size={a.hidden}",
+        f"agent.encoder_sizes={encoder}", f"ppo.bptt_len={a.bptt}", f"ppo.epochs={a.epochs}",
+        f"ppo.num_minibatches={a.minibatches}", f"device={a.device}", f"torch_threads={a.threads}",
+        "eval_interval=0", "progress=false", "tensorboard=false", "env.eval_num_envs=1",
+    ]
+    if a.workers is not None:
+        overrides.append(f"env.workers={a.workers}")
+    cfg = load_config(None, overrides + a.overrides)
+    steps_per_update = a.num_envs * a.episodes_per_trial * a.max_episode_steps
+    cfg.total_steps = steps_per_update * (a.updates + 1)  # the first update (warm-up) is not counted
+
+    random_sps = random_action_sps(cfg, trials=3)
+    with tempfile.TemporaryDirectory() as d:
+        train(cfg, d)
+        with open(Path(d) / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))[1:]
+    collect_sps = statistics.median(float(r["charts/collect_sps"]) for r in rows)
+    train_sps = statistics.median(float(r["charts/sps"]) for r in rows)
+    device = "cuda" if (a.device == "auto" and torch.cuda.is_available()) or a.device.startswith("cuda") else "cpu"
+    out = {
+        "benchmark": a.benchmark, "num_envs": a.num_envs, "trial_length": a.episodes_per_trial * a.max_episode_steps,
+        "cell": a.cell, "device": device, "torch_threads": torch.get_num_threads(),
+        "random_sps": random_sps, "collect_sps": collect_sps, "train_sps": train_sps,
+        "collect_ratio": collect_sps / random_sps, "train_ratio": train_sps / random_sps,
+    }
+    print(f"{a.benchmark}  {a.num_envs} envs  trial {out['trial_length']} steps  cell {a.cell}  device {device}")
+    print(f"random actions      {random_sps:10.0f} env steps/s")
+    print(f"collect with policy {collect_sps:10.0f} env steps/s   ratio {out['collect_ratio']:.2f} (target >= 0.9)")
+    print(f"full training       {train_sps:10.0f} env steps/s   ratio {out['train_ratio']:.2f} (target >= 0.5)")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
