@@ -84,6 +84,7 @@ def load_tasks(name: str, seed: int = BENCHMARK_SEED) -> dict[str, list[Any]]:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             pickle.dump(tasks, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shareable
         os.replace(tmp, path)
     except OSError:
         pass  # read-only home: still works, just not cached

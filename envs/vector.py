@@ -11,7 +11,7 @@ cheaper than any IPC.
 Semantics (docs/interfaces.md): SAME_STEP autoreset, i.e. where an attempt
 ended the returned obs is already the first obs of the next attempt or
 trial, and ``infos["final_obs"]`` holds the ended attempt's last obs. The
-other ``infos`` arrays (``task_id``, ``attempt``, ``success``,
+other ``infos`` arrays (``task_id``, ``goal``, ``attempt``, ``success``,
 ``trial_end``, ``episode_success``, ``episode_return``) describe the step
 just taken, i.e. the ended attempt. ``reset(seed=s)`` seeds env i with
 ``s + i``; ``reset()`` starts a new trial in every env.
@@ -50,13 +50,14 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "terminated": (np.bool_, ""),
     "truncated": (np.bool_, ""),
     "task_id": (np.int64, ""),
+    "goal": (np.int64, ""),
     "attempt": (np.int64, ""),
     "success": (np.bool_, ""),
     "trial_end": (np.bool_, ""),
     "episode_success": (np.bool_, ""),
     "episode_return": (np.float64, ""),
 }
-INFO_KEYS = ("task_id", "attempt", "success", "trial_end", "episode_success", "episode_return")
+INFO_KEYS = ("task_id", "goal", "attempt", "success", "trial_end", "episode_success", "episode_return")
 
 
 @dataclass(frozen=True)

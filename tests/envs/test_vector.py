@@ -147,3 +147,25 @@ def test_close_leaves_no_child_processes() -> None:
         time.sleep(0.05)
     assert all(p.exitcode == 0 for p in procs)  # exited cleanly, and reaped
     assert _children() <= before
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_45_ml45_envs_fit_in_6_gb() -> None:
+    envs = make_vec("ML45", num_envs=45, max_episode_steps=20, episodes_per_trial=2, seed=0)
+    try:
+        envs.reset(seed=0)
+        for _ in range(2 * envs.trial_length):  # two trials: every env has switched class once
+            envs.step(np.zeros((45, 4)))
+        total = _rss_mb(os.getpid()) + sum(_rss_mb(p.pid) for p in envs._procs)
+        assert total < 6 * 1024, f"{total:.0f} MB resident for 45 ML45 envs"
+    finally:
+        envs.close()
