@@ -163,7 +163,7 @@ def test_45_ml45_envs_fit_in_6_gb() -> None:
     envs = make_vec("ML45", num_envs=45, max_episode_steps=20, episodes_per_trial=2, seed=0)
     try:
         envs.reset(seed=0)
-        for _ in range(2 * envs.trial_length):  # two trials: every env has switched class once
+        for _ in range(2 * envs.trial_length):  # two whole trials, autoresets included
             envs.step(np.zeros((45, 4)))
         total = _rss_mb(os.getpid()) + sum(_rss_mb(p.pid) for p in envs._procs)
         assert total < 6 * 1024, f"{total:.0f} MB resident for 45 ML45 envs"
