@@ -79,9 +79,12 @@ class MANNCell(Cell):
         initial = self.initial_state(B, x.device)
         # Input projection hoisted out of the loop; unbind (not x_proj[t]) keeps backward O(T).
         x_proj = self.controller.project(x).unbind(0)  # T x (B, 4C)
+        any_reset = reset.any(dim=1).tolist()  # one host sync; most steps reset nobody
         hs, rs, diag = [], [], []
         for t in range(T):
-            h, c, mem, w_read, usage, r = masked_reset(state, initial, reset[t])
+            if any_reset[t]:
+                state = masked_reset(state, initial, reset[t])
+            h, c, mem, w_read, usage, r = state
             h, c = self.controller.step(x_proj[t], r, h, c)
             keys, beta, gate, add = self.head(h).split([K * W, K, 1, W], dim=-1)
             keys = keys.view(B, K, W)  # (B, K, W)

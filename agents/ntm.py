@@ -95,9 +95,12 @@ class NTMCell(Cell):
         initial = self._initial(B, x.device)
         # Input projection hoisted out of the loop; unbind (not x_proj[t]) keeps backward O(T).
         x_proj = self.controller.project(x).unbind(0)  # T x (B, 4C)
+        any_reset = reset.any(dim=1).tolist()  # one host sync; most steps reset nobody
         hs, rs, diag = [], [], []
         for t in range(T):
-            h, c, mem, weights, r = masked_reset(state, initial, reset[t])
+            if any_reset[t]:
+                state = masked_reset(state, initial, reset[t])
+            h, c, mem, weights, r = state
             h, c = self.controller.step(x_proj[t], r, h, c)
             addr, erase, add = self.head(h).split([H * self.n_addr, W, W], dim=-1)
             keys, beta, gate, shift, gamma = addr.view(B, H, self.n_addr).split([W, 1, 1, 3, 1], dim=-1)
