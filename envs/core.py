@@ -65,6 +65,7 @@ class BenchmarkSpec(abc.ABC):
     default_episodes_per_trial: int
     default_max_episode_steps: int
     default_reward_scale: float
+    max_episode_steps_limit: int | None = None  # longest episode the cores support
     # Toy cores step in microseconds: worker IPC would cost more than it saves.
     in_process: bool = False
 

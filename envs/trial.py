@@ -77,6 +77,9 @@ class TrialEnv(gym.Env):
             "max_episode_steps",
             spec.default_max_episode_steps if max_episode_steps is None else max_episode_steps,
         )
+        limit = spec.max_episode_steps_limit
+        if limit is not None and self.max_episode_steps > limit:
+            raise ValueError(f"max_episode_steps={self.max_episode_steps} exceeds {spec.name}'s limit of {limit}")
         self.trial_length = self.episodes_per_trial * self.max_episode_steps
         self.reward_scale = float(
             spec.default_reward_scale if reward_scale is None else reward_scale
