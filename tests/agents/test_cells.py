@@ -209,13 +209,18 @@ def test_mann_writes_to_least_used_slots_and_usage_decays():
     with torch.no_grad():
         _, _, diag = cell(x, cell.initial_state(1), reset, diagnostics=True)
     usage, ww = diag["usage"][:, 0], diag["write_weights"][:, 0]  # (T, N)
+    rw = diag["read_weights"][:, 0, 0]  # (T, N), one head
+    N = usage.shape[1]
     for t in range(1, T):
         least = int(torch.argmin(usage[t - 1]))
-        # The LRU part of the write mass lands on the previous step's least-used slot.
-        others = torch.cat([ww[t, :least], ww[t, least + 1 :]])
-        assert ww[t, least] >= others.max() - 1e-6 or ww[t, least] > 0
-        added = diag["read_weights"][t, 0].sum(0) + ww[t]
-        torch.testing.assert_close(usage[t], 0.5 * usage[t - 1] + added)
+        others = torch.arange(N) != least
+        # w_write = g * w_read(t-1) + (1 - g) * onehot(least used at t-1), one g per step
+        g = ww[t, others] / rw[t - 1, others]
+        torch.testing.assert_close(g, g.mean().expand_as(g))
+        g = g.mean()
+        assert 0 < g < 1
+        torch.testing.assert_close(ww[t, least], g * rw[t - 1, least] + 1 - g)
+        torch.testing.assert_close(usage[t], 0.5 * usage[t - 1] + rw[t] + ww[t])
 
 
 def test_ntm_erase_and_add_update_rule():
