@@ -16,7 +16,7 @@ import csv
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class EvalSettings:
     max_episode_steps: int | None = None
     vectorization: str = "sync"
     progress: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _config_env(agent: Any) -> Any:
@@ -123,7 +122,7 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
         for r in range(rounds):
             obs, infos = envs.reset(seed=s.seed + r * num_envs)
             task_ids = np.asarray(infos["task_id"]).copy()  # (N,) this round's classes
-            goals = np.asarray(infos["goal"]).copy() if "goal" in infos else None
+            goals = np.asarray(infos["goal"]).copy() if "goal" in infos else None  # if the vector env reports goals
             state = agent.initial_state(num_envs)
             succ = np.zeros((num_envs, k), dtype=bool)  # (N, K)
             rets = np.zeros((num_envs, k))  # (N, K)
