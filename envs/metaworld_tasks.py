@@ -30,7 +30,7 @@ ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
 EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
 # Fixed cameras whose frames MuJoCo returns upside down (see notes/metaworld.md).
-_ROTATED_CAMERAS = ("corner", "corner2", "corner3")
+_ROTATED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
 
 
 @functools.lru_cache(maxsize=None)
