@@ -3,13 +3,15 @@
 Each subcommand module exposes ``add_parser(subparsers)`` (registers its
 arguments) and ``run(args) -> int``. Modules are imported lazily so that
 ``metarl --help`` stays fast and one broken optional piece does not take the
-others down.
+others down. User errors print as one line; set ``METARL_DEBUG=1`` for the
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> module implementing add_parser/run
@@ -50,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("METARL_DEBUG"):
+            raise
         print(f"metarl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"metarl {args.command}: interrupted", file=sys.stderr)
         return 130
