@@ -118,6 +118,11 @@ class TrialEnv(gym.Env):
         self._success = False
         self._needs_reset = True
 
+    @property
+    def task(self) -> tuple[str, int]:
+        """(class name, goal index) of the current trial ("" before the first reset)."""
+        return self._class_name, self._goal
+
     # ---------------------------------------------------------------- tasks
 
     def _use_class(self, name: str) -> Core:

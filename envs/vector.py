@@ -144,7 +144,7 @@ def _where(envs: list[TrialEnv], start: int, j: int | None = None) -> str:
     """'env i (task t, goal g)' for one env, or every env of a block."""
     idx = range(len(envs)) if j is None else [j]
     return ", ".join(
-        f"env {start + k} (task {envs[k]._class_name or '<none yet>'!r}, goal {envs[k]._goal})"
+        f"env {start + k} (task {envs[k].task[0] or '<none yet>'!r}, goal {envs[k].task[1]})"
         for k in idx
     )
 
