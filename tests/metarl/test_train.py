@@ -135,3 +135,28 @@ def test_nan_reward_stops_with_source_and_step_and_keeps_last_checkpoint(tmp_pat
     state = load_checkpoint(tmp_path)  # written after update 1, still intact
     assert state["counters"]["update"] == 1
     assert load_agent(tmp_path).config.env.benchmark == "point-nav"
+
+
+@pytest.mark.slow  # two process starts and a wait for the first update: ~1 min on 2 loaded cores
+def test_ctrl_c_saves_a_checkpoint_exits_cleanly_and_resume_continues(tmp_path):
+    import signal
+    import time
+
+    sets = [x for s in TOY + [f"total_steps={200 * STEPS}"] for x in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "metarl", "train", *sets, "--run-dir", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:  # one update done
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in out
+    done = load_checkpoint(tmp_path)["counters"]["update"]
+    assert 1 <= done < 200
+    _cli("--resume", str(tmp_path), "--set", f"max_updates={done + 1}")
+    assert load_checkpoint(tmp_path)["counters"]["update"] == done + 1
+    assert len(metrics.read_text().splitlines()) == done + 2  # header + one row per update, none duplicated
