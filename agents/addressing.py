@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -14,9 +13,12 @@ def content_weights(keys: Tensor, memory: Tensor, beta: Tensor, eps: float = 1e-
     sharpness. Returns weights (B, K, N) summing to 1 over N. Extra leading dims
     are allowed as long as keys/memory/beta agree on them.
     """
-    k = F.normalize(keys, dim=-1, eps=eps)
-    m = F.normalize(memory, dim=-1, eps=eps)
-    sim = torch.einsum("...kw,...nw->...kn", k, m)  # (..., K, N)
+    # Same as dotting F.normalize(keys) with F.normalize(memory), but divides the
+    # (…, K, N) dot products instead of materialising a normalised memory copy.
+    dot = torch.einsum("...kw,...nw->...kn", keys, memory)  # (..., K, N)
+    k_norm = keys.norm(dim=-1).clamp_min(eps)  # (..., K)
+    m_norm = memory.norm(dim=-1).clamp_min(eps)  # (..., N)
+    sim = dot / (k_norm.unsqueeze(-1) * m_norm.unsqueeze(-2))
     return torch.softmax(beta.unsqueeze(-1) * sim, dim=-1)
 
 

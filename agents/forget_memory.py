@@ -95,22 +95,27 @@ class ForgetMemoryCell(MemoryLSTMBase):
 
     def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
         """Input-driven mode: scan the memory for all T, read it, then one fused LSTM."""
-        T, B, _ = x.shape
         h, c, mem = state
-        write, value, key, beta, log_f = self.memory_heads.split(self.memory_heads.from_x(x))
-        # write (T, B, N), value (T, B, W), key (T, B, K, W), beta (T, B, K), log_f (T, B, N)
+        heads = self.memory_heads.split(self.memory_heads.from_x(x.transpose(0, 1)))  # batch first
+        write, value, key, beta, log_f = heads
+        # write (B, T, N), value (B, T, W), key (B, T, K, W), beta (B, T, K), log_f (B, T, N)
         mem0 = self.memory0.to(x.dtype)  # (N, W)
         reads, weights = [], []
-        for a, b, chunk in gated_scan_chunks(log_f, write, value, reset, mem, mem0, self.chunk_size):
-            w = content_weights(key[a:b], chunk, beta[a:b])  # (C, B, K, N)
-            reads.append(read(w, chunk))  # (C, B, K*W)
+        scan = gated_scan_chunks(log_f, write, value, reset.t(), mem, mem0, self.chunk_size)
+        for a, b, chunk in scan:  # chunk (B, C, N, W)
+            w = content_weights(key[:, a:b], chunk, beta[:, a:b])  # (B, C, K, N)
+            reads.append(read(w, chunk))  # (B, C, K*W)
             weights.append(w)
-            mem = chunk[-1]  # (B, N, W)
-        m = torch.cat(reads, dim=0)  # (T, B, K*W)
+            mem = chunk[:, -1]  # (B, N, W)
+        m = torch.cat(reads, dim=1).transpose(0, 1)  # (T, B, K*W)
         zeros = torch.zeros_like(h)
         out, (h, c) = run_fused_rnn(self.controller, torch.cat([x, m], dim=-1), (h, c), (zeros, zeros), reset)
         new_state = (h, c, mem)
         if diagnostics:
-            diag = {"read_weights": torch.cat(weights, dim=0), "write_weights": write, "forget": log_f.exp()}
+            diag = {
+                "read_weights": torch.cat(weights, dim=1).transpose(0, 1),  # (T, B, K, N)
+                "write_weights": write.transpose(0, 1),  # (T, B, N)
+                "forget": log_f.exp().transpose(0, 1),  # (T, B, N)
+            }
             return out, new_state, diag
         return out, new_state

@@ -2,24 +2,30 @@
 
 The recurrence, per batch row and slot n (memory M has N slots of width W):
 
-    M_t[n] = f_t[n] * M_{t-1}[n] + w_t[n] * v_t            f_t in (0, 1]
+    M_t[n] = f_t[n] * M_{t-1}[n] + w_t[n] * v_t            f_t in (0, 1)
 
 with a reset at step t meaning "M_{t-1} is the initial memory M0 here". When
-f, w and v do not depend on M (they come from the input stream), every M_t is
-a closed form of the chunk's inputs:
+f, w and v do not depend on M (they come from the input stream), every M_t of
+a chunk is a closed form of the chunk's inputs:
 
     M_t = P_t * M_carry  +  sum_{s<=t} D[t, s] * (w_s v_s^T + [reset_s] f_s M0)
 
-    D[t, s][n] = prod_{s<u<=t} f_u[n] = exp(L_t[n] - L_s[n]),   L = cumsum(log f)
+    D[t, s][n] = prod_{s<u<=t} f_u[n] = exp(sum_{s<u<=t} log f_u[n])
 
-A reset at step r cuts the chain: D[t, s] = 0 for s < r <= t (as if f_r = 0),
-and M0 is re-injected at r (gated by f_r, as the memory before step r). Within a chunk of C steps all D[t, s] form one
-dense (C, C, B, N) tensor and the chunk's memories one batched matmul; chunks
-run one after another, each starting from the last memory of the previous one.
+A reset at step r cuts the chain: D[t, s] = 0 for s < r <= t, P_t = 0 from r
+on, and M0 is re-injected at r as the memory before that step (so f_r still
+applies to it). Within a chunk of C steps all D form one dense (B, C, N, C)
+tensor and the chunk's memories one batched matmul; chunks run one after the
+other, each from the last memory of the previous one (the sequential carry).
 
-Numerical care: L and the differences are computed in float64, every exponent
-is <= 0 (pairs with s > t or across a reset are masked to -inf *before* the
-exp), so no exp of a large positive number and no inf * 0 in the backward pass.
+Numerical care: each exponent sum_{s<u<=t} log f_u is accumulated directly
+(a cumulative sum over a masked (B, C, N, C) tensor, not a difference of two
+large prefix sums, so no cancellation in float32); every exponent is <= 0 and
+pairs with s > t or across a reset are set to -inf *before* the exp, so there
+is no exp of a positive number and no inf * 0 in the backward pass.
+
+Layout: batch first, (B, T, ...), so each chunk's memories come out as
+(B, C, N, W), ready for batched content addressing with keys (B, C, K, W).
 """
 
 from __future__ import annotations
@@ -39,22 +45,24 @@ def gated_scan_chunks(
     initial: Tensor,
     chunk_size: int = 32,
 ) -> Iterator[tuple[int, int, Tensor]]:
-    """Yield ``(a, b, M[a:b])`` with M[a:b] (b-a, B, N, W): the memory after each step.
+    """Yield ``(a, b, M[:, a:b])`` with M[:, a:b] (B, b-a, N, W): the memory after each step.
 
-    log_f (T, B, N) log forget gates (<= 0); write (T, B, N) write weights;
-    value (T, B, W) written values; reset (T, B) bool; memory (B, N, W) the
+    log_f (B, T, N) log forget gates (< 0); write (B, T, N) write weights;
+    value (B, T, W) written values; reset (B, T) bool; memory (B, N, W) the
     memory before step 0; initial (B, N, W) or (N, W) the memory a reset
-    restores. The last yielded chunk's last row is the final memory.
+    restores. The last yielded chunk's last step is the final memory.
     Differentiable in every tensor argument.
     """
-    T = log_f.shape[0]
-    dtype = write.dtype
+    T = log_f.shape[1]
     initial = initial.expand_as(memory)  # (B, N, W)
+    # Which chunks contain a reset: one host sync, then no per-chunk syncs.
+    steps_with_reset = set(torch.nonzero(reset.any(0)).flatten().tolist())
     carry = memory
     for a in range(0, T, chunk_size):
         b = min(a + chunk_size, T)
-        mem = _chunk(log_f[a:b], write[a:b], value[a:b], reset[a:b], carry, initial, dtype)
-        carry = mem[-1]
+        has_reset = any(t in steps_with_reset for t in range(a, b))
+        mem = _chunk(log_f[:, a:b], write[:, a:b], value[:, a:b], reset[:, a:b] if has_reset else None, carry, initial)
+        carry = mem[:, -1]
         yield a, b, mem
 
 
@@ -67,9 +75,9 @@ def gated_scan(
     initial: Tensor,
     chunk_size: int = 32,
 ) -> Tensor:
-    """All memories (T, B, N, W) of the recurrence (see :func:`gated_scan_chunks`)."""
+    """All memories (B, T, N, W) of the recurrence (see :func:`gated_scan_chunks`)."""
     chunks = [m for _, _, m in gated_scan_chunks(log_f, write, value, reset, memory, initial, chunk_size)]
-    return torch.cat(chunks, dim=0)
+    return torch.cat(chunks, dim=1)
 
 
 def gated_scan_loop(
@@ -80,39 +88,50 @@ def gated_scan_loop(
     memory: Tensor,
     initial: Tensor,
 ) -> Tensor:
-    """Reference step loop for the same recurrence: all memories (T, B, N, W)."""
+    """Reference step loop for the same recurrence: all memories (B, T, N, W)."""
     initial = initial.expand_as(memory)
     out = []
-    for t in range(log_f.shape[0]):
-        memory = torch.where(reset[t][:, None, None], initial, memory)  # (B, N, W)
-        memory = log_f[t].exp().unsqueeze(-1) * memory + write[t].unsqueeze(-1) * value[t].unsqueeze(-2)
+    for t in range(log_f.shape[1]):
+        memory = torch.where(reset[:, t, None, None], initial, memory)  # (B, N, W)
+        memory = log_f[:, t].exp().unsqueeze(-1) * memory + write[:, t].unsqueeze(-1) * value[:, t].unsqueeze(-2)
         out.append(memory)
-    return torch.stack(out, dim=0)
+    return torch.stack(out, dim=1)
 
 
 def _chunk(
-    log_f: Tensor, write: Tensor, value: Tensor, reset: Tensor, carry: Tensor, initial: Tensor, dtype: torch.dtype
+    log_f: Tensor, write: Tensor, value: Tensor, reset: Tensor | None, carry: Tensor, initial: Tensor
 ) -> Tensor:
-    """Memories (C, B, N, W) of one chunk, from the memory ``carry`` (B, N, W) before it."""
-    C = log_f.shape[0]
-    # A reset step's own forget gate never matters (the chain is cut there).
-    lf = log_f.to(torch.float64).masked_fill(reset.unsqueeze(-1), 0.0)  # (C, B, N)
-    L = lf.cumsum(0)  # (C, B, N)
-    segment = reset.long().cumsum(0)  # (C, B): resets seen up to and including t
-    steps = torch.arange(C, device=log_f.device)
-    causal = steps[:, None] >= steps[None, :]  # (C, C) [t, s]: s <= t
-    same = segment[:, None, :] == segment[None, :, :]  # (C, C, B)
-    valid = (causal[:, :, None] & same).unsqueeze(-1)  # (C, C, B, 1)
-    diff = L[:, None] - L[None, :]  # (C, C, B, N): sum of log f over (s, t]
-    decay = diff.masked_fill(~valid, float("-inf")).exp().to(dtype)  # (C, C, B, N), in [0, 1]
+    """Memories (B, C, N, W) of one chunk from the memory ``carry`` (B, N, W) before it.
 
-    # Writes: mem[t, b, n, :] = sum_s decay[t, s, b, n] * write[s, b, n] * value[s, b, :]
-    mem = torch.einsum("tsbn,sbw->tbnw", decay * write.unsqueeze(0), value)  # (C, B, N, W)
-    # Initial memory re-injected at resets as the memory *before* that step, so
-    # the reset step's own forget gate applies to it: coefficient f_r at r.
-    at_reset = log_f.exp().to(dtype) * reset.unsqueeze(-1).to(dtype)  # (C, B, N)
-    injected = (decay * at_reset.unsqueeze(0)).sum(1)  # (C, B, N)
-    mem = mem + injected.unsqueeze(-1) * initial.unsqueeze(0)
-    # Carry from the previous chunk, until the first reset of the chunk.
-    kept = L.masked_fill((segment > 0).unsqueeze(-1), float("-inf")).exp().to(dtype)  # (C, B, N)
-    return mem + kept.unsqueeze(-1) * carry.unsqueeze(0)
+    ``reset`` (B, C) bool, or None when no step of the chunk resets.
+    """
+    B, C, N = log_f.shape
+    W = value.shape[-1]
+    steps = torch.arange(C, device=log_f.device)
+    if reset is not None:
+        # A reset step's own gate never links to earlier steps: the chain is cut there.
+        log_f_in = log_f.masked_fill(reset.unsqueeze(-1), 0.0)  # (B, C, N)
+    else:
+        log_f_in = log_f
+    # exponent[b, t, n, s] = sum_{s<u<=t} log f_u[b, n]: cumulative sum over u of a
+    # (B, C_u, N, C_s) tensor holding log f_u where u > s, else 0.
+    later = (steps[:, None] > steps[None, :]).view(1, C, 1, C)  # (1, C_u, 1, C_s)
+    exponent = log_f_in.unsqueeze(-1).expand(B, C, N, C).masked_fill(~later, 0.0).cumsum(1)  # (B, C_t, N, C_s)
+    linked = (steps[:, None] >= steps[None, :]).view(1, C, 1, C)  # s <= t
+    if reset is not None:
+        segment = reset.long().cumsum(1)  # (B, C): resets seen up to and including t
+        linked = linked & (segment[:, :, None] == segment[:, None, :]).unsqueeze(2)  # (B, C_t, 1, C_s)
+    decay = exponent.masked_fill(~linked, float("-inf")).exp()  # (B, C_t, N, C_s), in [0, 1]
+
+    # mem[b, t, n, :] = sum_s decay[b, t, n, s] * write[b, s, n] * value[b, s, :]
+    coeff = decay * write.transpose(1, 2).unsqueeze(1)  # (B, C_t, N, C_s)
+    mem = torch.bmm(coeff.view(B, C * N, C), value).view(B, C, N, W)  # (B, C, N, W)
+    # Carry from the previous chunk, until the chunk's first reset.
+    prefix = log_f_in.cumsum(1)  # (B, C, N)
+    if reset is not None:
+        prefix = prefix.masked_fill((segment > 0).unsqueeze(-1), float("-inf"))
+        # Initial memory re-injected at resets as the memory *before* that step.
+        at_reset = log_f.exp() * reset.unsqueeze(-1)  # (B, C, N): f_r at reset steps, else 0
+        injected = (decay * at_reset.transpose(1, 2).unsqueeze(1)).sum(-1)  # (B, C, N)
+        mem = mem + injected.unsqueeze(-1) * initial.unsqueeze(1)
+    return mem + prefix.exp().unsqueeze(-1) * carry.unsqueeze(1)
