@@ -53,7 +53,8 @@ class EvalSettings:
     """Parallel trial envs; None = classes x trials-per-class up to ``max_envs``."""
     max_envs: int = 20
     max_episode_steps: int | None = None
-    vectorization: str = "sync"
+    workers: int | None = None
+    """Env worker processes (``make_vec``): None = in-process for toy tasks, else one per CPU; 0 = in-process."""
     progress: bool = False
 
 
@@ -105,8 +106,7 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
         raise ValueError(f"num-envs must be at least the number of task classes ({num_classes})")
     num_envs = per_round * num_classes  # a multiple of C: each env keeps one class
     rounds = math.ceil(trials / per_round)
-    # sync: every env in this process; async: worker processes (make_vec's default)
-    kwargs: dict[str, Any] = dict(split=s.split, workers=0 if s.vectorization == "sync" else None)
+    kwargs: dict[str, Any] = dict(split=s.split, workers=s.workers)
     if s.episodes_per_trial is not None:
         kwargs["episodes_per_trial"] = s.episodes_per_trial
     if s.max_episode_steps is not None:
@@ -216,7 +216,7 @@ def evaluate_agent(
     deterministic: bool = False,
     num_envs: int | None = None,
     max_episode_steps: int | None = None,
-    vectorization: str = "sync",
+    workers: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
@@ -227,7 +227,7 @@ def evaluate_agent(
     s = resolve_settings(agent, EvalSettings(
         benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
         deterministic=deterministic, num_envs=num_envs, max_episode_steps=max_episode_steps,
-        vectorization=vectorization, progress=progress,
+        workers=workers, progress=progress,
     ))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
@@ -599,13 +599,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR|CHECKPOINT", help="run directories or checkpoint files (several: mean ± std)")
     p.add_argument("--benchmark", default=None, help="benchmark name (default: the run's)")
     p.add_argument("--split", default="test", help="task split: train or test (default: test, held out)")
-    p.add_argument("--trials", type=int, default=None, help="trials per task class (default: one per goal, 50)")
+    p.add_argument("--trials", type=int, default=None, help="trials per task class (default: as many as the class has goals, 50; goals drawn at random)")
     p.add_argument("--episodes-per-trial", type=int, default=None, help="attempts per trial K (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="seed of tasks, resets and action sampling")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,
                    help="act with the policy mean instead of sampling")
     p.add_argument("--num-envs", type=int, default=None, help="parallel trial envs (default: up to 20)")
-    p.add_argument("--vectorization", choices=("sync", "async"), default="sync", help="vector env kind")
+    p.add_argument("--workers", type=int, default=None,
+                   help="env worker processes (default: one per CPU for Meta-World, none for toy tasks; 0: in-process)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="rl2",
                    help="rl2: K-attempt trials; metaworld: metaworld.evaluation.metalearning_evaluation")
@@ -637,7 +638,7 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
             agent, benchmark=args.benchmark, split=args.split, trials=args.trials,
             episodes_per_trial=args.episodes_per_trial, seed=args.seed, deterministic=args.deterministic,
             num_envs=args.num_envs, max_episode_steps=args.max_episode_steps,
-            vectorization=args.vectorization, progress=args.progress,
+            workers=args.workers, progress=args.progress,
         )
     result["run"] = str(source)
     return result

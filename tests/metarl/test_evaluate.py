@@ -87,10 +87,14 @@ def test_reach_run_on_held_out_goals(reach_run: Path) -> None:
     from metarl.checkpoint import load_agent
 
     agent = load_agent(reach_run)
-    result = evaluate_agent(agent, trials=2, seed=0)
+    result = evaluate_agent(agent, trials=2, seed=0, workers=0)
     _check_result(result, "ML1/reach-v3", "test", k=2, trials=2)
     assert result["max_episode_steps"] == 30  # the run's episode length, from its config
     assert all(r > 0 for r in result["return_by_attempt"])  # reach rewards are positive
+    from metarl.envs.registry import task_set
+
+    n_goals = len(task_set("ML1/reach-v3", "test").goals["reach-v3"])
+    assert all(0 <= g < n_goals for g in result["tasks"]["reach-v3"]["goals"])  # indices into the test goals
 
 
 def test_ml10_test_split_plays_only_held_out_classes(reach_run: Path) -> None:
@@ -98,7 +102,7 @@ def test_ml10_test_split_plays_only_held_out_classes(reach_run: Path) -> None:
     from metarl.envs import tasks
 
     agent = load_agent(reach_run)  # same observation layout as every Meta-World benchmark
-    result = evaluate_agent(agent, benchmark="ML10", trials=1, episodes_per_trial=1, max_episode_steps=3)
+    result = evaluate_agent(agent, benchmark="ML10", trials=1, episodes_per_trial=1, max_episode_steps=3, workers=0)
     assert set(result["tasks"]) == set(tasks("ML10", "test"))
     assert not set(result["tasks"]) & set(tasks("ML10", "train"))
     assert "drawer-open-v3" in result["tasks"]
