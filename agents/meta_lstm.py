@@ -112,7 +112,8 @@ class MemoryLSTMBase(Cell):
         p = self.memory0
         device = p.device if device is None else torch.device(device)
         h = torch.zeros(batch_size, 1, self.hidden_size, device=device, dtype=p.dtype)
-        mem = p.to(device).unsqueeze(0).expand(batch_size, -1, -1).clone()  # (B, N, W)
+        # Detached: rollout buffers store states; memory0 learns through resets in forward.
+        mem = p.detach().to(device).unsqueeze(0).expand(batch_size, -1, -1).clone()  # (B, N, W)
         return h, h.clone(), mem
 
     def _step_loop(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
