@@ -1,0 +1,234 @@
+"""The forget-memory and meta-lstm cells and the gated scan behind them.
+
+The generic Cell contract (step = sequence, exact resets, every parameter
+gets a gradient, CUDA parity) is in test_cells.py; this file checks what is
+particular to these cells: the parallel path equals its own step loop, the
+memory update rules (additive vs per-slot forgetting), forget-gate gradients
+in both write modes, and diagnostics ranges.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metarl.agents import make_cell
+from metarl.agents.scan import gated_scan, gated_scan_loop
+
+I, H, N, W = 6, 12, 8, 5
+
+
+def build(name: str = "forget-memory", seed: int = 0, **options):
+    torch.manual_seed(seed)
+    options = {"slots": N, "width": W, **options}
+    return make_cell(name, I, H, **options)
+
+
+def resets(T: int, B: int) -> torch.Tensor:
+    """Resets at 0, mid-chunk, on a chunk boundary, twice in a row, and at the end."""
+    r = torch.zeros(T, B, dtype=torch.bool)
+    r[0] = True
+    r[5, 0] = True
+    r[16] = True  # a chunk boundary for chunk_size 8 and 16
+    r[17, 1] = True
+    r[T - 1, B - 1] = True
+    return r
+
+
+def random_state(cell, B: int):
+    h, c, mem = cell.initial_state(B)
+    return torch.randn_like(h), torch.randn_like(c), mem + torch.randn_like(mem)
+
+
+# --- the scan -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 16, 64])
+def test_scan_matches_step_loop_values_and_gradients(chunk_size):
+    torch.manual_seed(0)
+    B, T = 3, 41
+    z = torch.randn(B, T, N) * 4  # forget logits from nearly 0 to nearly 1
+    w, v = torch.rand(B, T, N), torch.randn(B, T, W)
+    m, m0 = torch.randn(B, N, W), torch.randn(N, W)
+    r = resets(T, B).t()  # (B, T)
+    leaves = [t.requires_grad_() for t in (z, w, v, m, m0)]
+
+    def grads(fn):
+        mem = fn(F.logsigmoid(z), w, v, r, m, m0)
+        loss = (mem * torch.linspace(-1, 1, W)).square().sum()
+        return mem, torch.autograd.grad(loss, leaves)
+
+    mem_scan, g_scan = grads(lambda *a: gated_scan(*a, chunk_size=chunk_size))
+    mem_loop, g_loop = grads(gated_scan_loop)
+    torch.testing.assert_close(mem_scan, mem_loop, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_scan, g_loop):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_scan_is_finite_for_saturated_gates():
+    torch.manual_seed(0)
+    B, T = 2, 70
+    z = (torch.randn(B, T, N) * 80).requires_grad_()  # log f down to about -200
+    mem = gated_scan(F.logsigmoid(z), torch.rand(B, T, N), torch.randn(B, T, W), torch.rand(B, T) < 0.1,
+                     torch.randn(B, N, W), torch.randn(N, W), chunk_size=32)
+    (grad,) = torch.autograd.grad(mem.sum(), z)
+    assert torch.isfinite(mem).all() and torch.isfinite(grad).all()
+
+
+# --- parallel path vs its own step loop ---------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [4, 16, 32])
+def test_parallel_path_equals_step_loop_with_resets(chunk_size):
+    B, T = 3, 37  # T not a multiple of the chunk size
+    cell = build(chunk_size=chunk_size, heads=2)
+    x = torch.randn(T, B, I) * 2
+    state = random_state(cell, B)
+    reset = resets(T, B)
+    out_p, state_p, diag_p = cell(x, state, reset, diagnostics=True)
+    cell.parallel = False
+    out_l, state_l, diag_l = cell(x, state, reset, diagnostics=True)
+    torch.testing.assert_close(out_p, out_l, atol=1e-4, rtol=1e-4)
+    for a, b in zip(state_p, state_l):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert diag_p.keys() == diag_l.keys()
+    for k in diag_p:
+        torch.testing.assert_close(diag_p[k], diag_l[k], atol=1e-4, rtol=1e-4)
+
+    # Gradients agree too, forget gates included.
+    grads = []
+    for parallel in (True, False):
+        cell.parallel = parallel
+        cell.zero_grad()
+        out, (h, c, mem) = cell(x, state, reset)
+        (out.square().sum() + mem.sum()).backward()
+        grads.append({n: p.grad.clone() for n, p in cell.named_parameters()})
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], atol=1e-4, rtol=1e-3, msg=n)
+
+
+# --- memory update rules --------------------------------------------------------------
+
+
+def _step_update(name: str, **options):
+    """One step from a random memory: (previous memory, new memory, diagnostics) of env 0."""
+    cell = build(name, **options)
+    state = random_state(cell, 2)
+    with torch.no_grad():
+        _, new, diag = cell(torch.randn(1, 2, I), state, torch.zeros(1, 2, dtype=torch.bool), diagnostics=True)
+    return state[2][0], new[2][0], {k: v[0, 0] for k, v in diag.items()}
+
+
+@pytest.mark.parametrize("options", [{}, {"write_mode": "controller"}, {"parallel": False}])
+def test_forget_memory_update_is_slot_forget_plus_rank_one_write(options):
+    prev, new, diag = _step_update("forget-memory", **options)
+    f, w = diag["forget"], diag["write_weights"]  # (N,)
+    written = new - f[:, None] * prev  # (N, W) should be w v^T
+    v = written / w[:, None]  # each row: the same value v
+    torch.testing.assert_close(v, v[:1].expand_as(v), atol=1e-4, rtol=1e-4)
+    assert v.abs().max() <= 1.0  # values are tanh
+    assert ((f > 0) & (f < 1)).all()
+
+
+def test_meta_lstm_update_is_additive_never_forgets():
+    prev, new, diag = _step_update("meta-lstm")
+    assert "forget" not in diag
+    v = (new - prev) / diag["write_weights"][:, None]
+    torch.testing.assert_close(v, v[:1].expand_as(v), atol=1e-4, rtol=1e-4)
+
+
+def test_closed_forget_gates_erase_the_memory_and_open_ones_keep_it():
+    cell = build()
+    with torch.no_grad():
+        bias = cell.memory_heads.from_x.bias
+        bias[-N:] = -60.0  # forget gates shut: f = sigmoid(-60)
+        bias[N] = -60.0  # write gate shut (outputs: N address logits, then the gate)
+        _, state = cell(torch.zeros(3, 1, I), random_state(cell, 1), torch.zeros(3, 1, dtype=torch.bool))
+        assert state[2].abs().max() < 1e-20, "a closed forget gate must drop what was stored"
+        bias[-N:] = 60.0  # forget gates open: f = 1
+        start = random_state(cell, 1)
+        _, state = cell(torch.zeros(3, 1, I), start, torch.zeros(3, 1, dtype=torch.bool))
+        torch.testing.assert_close(state[2], start[2], atol=1e-6, rtol=1e-6)
+
+
+def test_forget_gates_start_near_remembering():
+    cell = build(forget_init=0.9)
+    with torch.no_grad():
+        _, _, diag = cell(torch.zeros(4, 2, I), cell.initial_state(2), torch.zeros(4, 2, dtype=torch.bool),
+                          diagnostics=True)
+    torch.testing.assert_close(diag["forget"], torch.full_like(diag["forget"], 0.9), atol=1e-5, rtol=0)
+
+
+# --- gradients and write modes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"write_mode": "controller"}, {"parallel": False}])
+def test_gradients_reach_forget_gate_weights(options):
+    cell = build(**options)
+    T, B = 20, 2
+    out, _ = cell(torch.randn(T, B, I), cell.initial_state(B), resets(T, B))
+    out[-1].square().sum().backward()
+    for layer in filter(None, (cell.memory_heads.from_x, cell.memory_heads.from_h)):
+        g = layer.weight.grad[-N:]  # the forget-gate rows
+        assert g.abs().sum() > 0, f"no gradient into forget gates of {layer}"
+    assert cell.memory_heads.from_x.bias.grad[-N:].abs().sum() > 0
+    assert cell.memory0.grad.abs().sum() > 0
+
+
+def test_controller_mode_gates_depend_on_h_input_mode_gates_do_not():
+    x = torch.randn(5, 2, I)
+    no_reset = torch.zeros(5, 2, dtype=torch.bool)
+    for mode, depends in (("input", False), ("controller", True)):
+        cell = build(write_mode=mode)
+        h, c, mem = cell.initial_state(2)
+        with torch.no_grad():
+            _, _, d1 = cell(x, (h, c, mem), no_reset, diagnostics=True)
+            _, _, d2 = cell(x, (h + 1.0, c + 1.0, mem), no_reset, diagnostics=True)
+        differs = not torch.allclose(d1["forget"], d2["forget"])
+        assert differs == depends, mode
+        assert differs == (not torch.allclose(d1["write_weights"], d2["write_weights"])), mode
+
+
+def test_unknown_write_mode_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'controller'.*Valid: input, controller"):
+        build(write_mode="controler")
+
+
+# --- diagnostics -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, options", [("forget-memory", {}), ("forget-memory", {"write_mode": "controller"}),
+                                           ("meta-lstm", {})])
+def test_diagnostics_shapes_and_ranges(name, options):
+    T, B, K = 20, 3, 2
+    cell = build(name, heads=K, **options)
+    with torch.no_grad():
+        out, _, diag = cell(torch.randn(T, B, I), cell.initial_state(B), resets(T, B), diagnostics=True)
+    rw, ww = diag["read_weights"], diag["write_weights"]
+    assert rw.shape == (T, B, K, N) and ww.shape == (T, B, N)
+    torch.testing.assert_close(rw.sum(-1), torch.ones(T, B, K), atol=1e-5, rtol=0)
+    assert (rw >= 0).all() and (ww >= 0).all() and (ww.sum(-1) <= 1 + 1e-6).all()
+    if name == "forget-memory":
+        f = diag["forget"]
+        assert f.shape == (T, B, N) and ((f > 0) & (f < 1)).all()
+        assert f.std() > 0, "forget gates should vary with the input"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_parallel_path_on_cuda_matches_cpu_step_loop():
+    B, T = 4, 70
+    cell = build(chunk_size=32)
+    x, reset = torch.randn(T, B, I), resets(T, B)
+    state = random_state(cell, B)
+    cell.parallel = False
+    with torch.no_grad():
+        out_cpu, _ = cell(x, state, reset)
+    cell.parallel = True
+    cell = cell.cuda()
+    with torch.no_grad():
+        out_gpu, _ = cell(x.cuda(), tuple(s.cuda() for s in state), reset.cuda())
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, atol=1e-4, rtol=1e-4)
+    assert math.isfinite(out_gpu.abs().max().item())
