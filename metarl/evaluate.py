@@ -82,6 +82,17 @@ def resolve_settings(agent: Any, settings: EvalSettings) -> EvalSettings:
     return s
 
 
+def check_compatible(agent: Any, obs_dim: int, action_dim: int, benchmark: str) -> None:
+    """One-line ValueError when the agent was built for other observation/action sizes."""
+    policy = getattr(agent, "policy", None)
+    want = (getattr(policy, "obs_dim", obs_dim), getattr(policy, "action_dim", action_dim))
+    if want != (obs_dim, action_dim):
+        raise ValueError(
+            f"the agent was trained on observations of size {want[0]} and actions of size {want[1]}, "
+            f"but {benchmark} has {obs_dim} and {action_dim}: evaluate it on a benchmark like the one it trained on"
+        )
+
+
 def _reward_scale(agent: Any) -> float | None:
     env_cfg = _config_env(agent)
     return None if env_cfg is None else getattr(env_cfg, "reward_scale", None)
@@ -114,6 +125,11 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     if _reward_scale(agent) is not None:
         kwargs["reward_scale"] = _reward_scale(agent)
     envs = make_vec(s.benchmark, num_envs=num_envs, **kwargs)
+    try:
+        check_compatible(agent, envs.single_observation_space.shape[0], envs.single_action_space.shape[0], s.benchmark)
+    except ValueError:
+        envs.close()
+        raise
     k = int(envs.episodes_per_trial)
     length = int(envs.trial_length)
     records: list[TrialRecord] = []
@@ -412,6 +428,7 @@ def metaworld_evaluate(
     spec = get_benchmark(s.benchmark)
     space = spec.observation_space()
     action_dim = int(spec.action_space().shape[0])
+    check_compatible(agent, space.shape[0] + action_dim + 3, action_dim, s.benchmark)
     reward_scale = _reward_scale(agent)
     reward_scale = spec.default_reward_scale if reward_scale is None else float(reward_scale)
     extra = {} if s.max_episode_steps is None else {"max_episode_steps": int(s.max_episode_steps)}

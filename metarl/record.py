@@ -280,10 +280,13 @@ def record(agent: Any, s: RecordSettings) -> list[Path]:
             raise ValueError(f"--{name} must be >= 1, got {value}")
     if s.size % 16:
         raise ValueError(f"--size must be a multiple of 16 (video codec blocks), got {s.size}")
+    from metarl.evaluate import check_compatible
+
     env = make_task_env(agent, s)
     paths = []
     frames = None
     try:
+        check_compatible(agent, env.observation_space.shape[0], env.action_space.shape[0], s.benchmark)
         env.reset(seed=s.seed)
         frames = _Frames(env, s.camera, s.size)
         total = s.trials * env.episodes_per_trial * frames_per_attempt(env.max_episode_steps, s.every)

@@ -245,6 +245,7 @@ def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_data() -> None:
         (["evaluate", "{run}", "--split", "tset"], "invalid split 'tset'"),
         (["evaluate", "{run}", "--trials", "0"], "trials must be >= 1"),
         (["evaluate", "{run}", "--protocol", "metaworld"], "needs a Meta-World benchmark"),
+        (["evaluate", "{run}", "--benchmark", "ML10", "--workers", "0"], "trained on observations of size 7"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(argv, message, point_nav_run: Path, capsys) -> None:
