@@ -42,6 +42,8 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda" and device.index is None:
+        torch.cuda.set_device(local_rank % max(1, torch.cuda.device_count()))  # before NCCL starts
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
@@ -51,7 +53,9 @@ def init_distributed(device: torch.device) -> DistInfo:
 def rank_device(device: torch.device, info: DistInfo) -> torch.device:
     """One GPU per local rank when training on CUDA."""
     if device.type == "cuda" and info.enabled and device.index is None:
-        return torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
+        device = torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
 
 
@@ -78,22 +82,30 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
             p.grad.copy_(g)
 
 
+def _comm_device() -> torch.device:
+    """NCCL only moves CUDA tensors; gloo takes CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(value: float) -> float:
     """Mean of a float over ranks."""
     if not dist.is_initialized():
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
 
 
 def all_gather_cat(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate a CPU tensor's first dim over ranks (same shape on every rank)."""
+    """Concatenate a tensor's first dim over ranks (same shape on every rank); result on x's device."""
     if not dist.is_initialized():
         return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, 0)
+    y = x.to(_comm_device()).contiguous()
+    parts = [torch.empty_like(y) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, y)
+    return torch.cat(parts, 0).to(x.device)
 
 
 def barrier() -> None:

@@ -7,6 +7,8 @@ attempt of a trial beats the first, because the agent remembers what the first
 attempt revealed about the hidden task.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,12 +20,14 @@ from metarl.train import train
 
 pytestmark = pytest.mark.slow
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
 COMMON = ["progress=false", "tensorboard=false", "device=cpu", "eval_interval=0", "env.workers=0"]
 
 # (preset, total env steps per run, margin on the per-attempt return)
 CASES = {
-    "point_nav": ("configs/point_nav.yaml", 150_000, 1.0),
-    "bandit": ("configs/bandit.yaml", 100_000, 0.08),
+    "point_nav": (CONFIGS / "point_nav.yaml", 150_000, 1.0),
+    "bandit": (CONFIGS / "bandit.yaml", 100_000, 0.08),
 }
 
 
