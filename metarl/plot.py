@@ -7,8 +7,9 @@
   ``eval_<split>.json`` files in the run directory (written by ``metarl evaluate``)
   or else from the per-attempt columns of ``metrics.csv``.
 - ``memory_<name>.png``: for a recorded trial (``<video>.memory.npz`` from
-  ``metarl record``), read/write weights, forget gates and usage as slots x time
-  heatmaps with attempt boundaries marked.
+  ``metarl record``; without one, a trial traced here on the first held-out task),
+  read/write weights, forget gates and usage as slots x time heatmaps with
+  attempt boundaries marked.
 
 Matplotlib with the Agg backend: no display needed.
 """
@@ -281,6 +282,75 @@ def plot_memory(npz: Path, out_png: Path) -> Path:
     return out_png
 
 
+def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str = "test", seed: int = 0,
+                 episodes_per_trial: int | None = None, max_episode_steps: int | None = None) -> dict[str, np.ndarray]:
+    """Play one trial without rendering and keep the memory diagnostics (what ``metarl record`` saves).
+
+    ``task`` defaults to the split's first class (sorted). Returns an empty dict for cells
+    without memory diagnostics.
+    """
+    import torch
+
+    from metarl.envs import make_env, tasks
+
+    classes = tasks(benchmark, split)
+    task = task or sorted(classes)[0]
+    env_cfg = getattr(getattr(agent, "config", None), "env", None)
+    kwargs: dict[str, Any] = {}
+    if env_cfg is not None and getattr(env_cfg, "reward_scale", None) is not None:
+        kwargs["reward_scale"] = env_cfg.reward_scale
+    # env_index = class index, num_envs = #classes: every trial of this env plays ``task``
+    env = make_env(benchmark, split=split, episodes_per_trial=episodes_per_trial, max_episode_steps=max_episode_steps,
+                   env_index=classes.index(task), num_envs=len(classes), **kwargs)
+    try:
+        obs, info = env.reset(seed=seed)
+        state = agent.initial_state(1)
+        history: dict[str, list[np.ndarray]] = {}
+        successes, success = [], False
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for _ in range(env.trial_length):
+                action, state, diag = agent.act(obs[None], state, deterministic=True, diagnostics=True)
+                if not diag:
+                    return {}
+                for key, value in diag.items():
+                    history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
+                obs, _, _, truncated, info = env.step(action[0])
+                success |= bool(info["success"])
+                if truncated:
+                    successes.append(success)
+                    success = False
+                    if not info["trial_end"]:
+                        obs, _ = env.reset()
+    finally:
+        env.close()
+    memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
+    memory["episode_starts"] = np.arange(env.episodes_per_trial) * env.max_episode_steps
+    memory["successes"] = np.array(successes)
+    memory["task"] = np.array(task)
+    return memory
+
+
+def trace_runs(runs: list[RunData], out: Path) -> list[Path]:
+    """For runs without a recording: trace one held-out trial each (first run per config)."""
+    from metarl.checkpoint import load_agent
+
+    written = []
+    for label, members in group_runs(runs).items():
+        run = members[0]
+        if not (run.path / "checkpoints" / "last.pt").is_file():
+            continue
+        agent = load_agent(run.path)
+        env_cfg = agent.config.env
+        memory = trace_memory(agent, env_cfg.benchmark, episodes_per_trial=env_cfg.episodes_per_trial,
+                              max_episode_steps=env_cfg.max_episode_steps)
+        if memory:
+            path = out / f"{run.path.name}_{str(memory['task'])}.memory.npz"
+            np.savez_compressed(path, **memory)
+            written.append(path)
+    return written
+
+
 def find_memory_files(runs: list[RunData]) -> list[Path]:
     """``*.memory.npz`` recordings inside the run directories (first per run, sorted)."""
     found = []
@@ -291,12 +361,20 @@ def find_memory_files(runs: list[RunData]) -> list[Path]:
     return found
 
 
-def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None = None) -> list[Path]:
-    """Write every plot for ``run_dirs`` into ``out``; returns the PNG paths."""
+def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None = None,
+               trace: bool = True) -> list[Path]:
+    """Write every plot for ``run_dirs`` into ``out``; returns the PNG paths.
+
+    Memory pictures: ``memory`` files, else recordings found in the runs, else (``trace``)
+    one traced held-out trial per config for cells that expose memory diagnostics.
+    """
     runs = [load_run(p) for p in run_dirs]
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)]
-    for npz in (memory or find_memory_files(runs)):
+    recordings = memory or find_memory_files(runs)
+    if not recordings and trace:
+        recordings = trace_runs(runs, out)
+    for npz in recordings:
         if not Path(npz).is_file():
             raise FileNotFoundError(f"no such memory recording: {npz}")
         name = Path(npz).name.removesuffix(".memory.npz")
@@ -317,14 +395,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory for the PNGs")
     p.add_argument("--memory", nargs="*", type=Path, default=None,
                    help="memory recordings (<video>.memory.npz from metarl record); default: any inside the runs")
+    p.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
+                   help="without recordings, play one held-out trial per config to draw its memory")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    for path in make_plots(args.runs, args.out, args.memory):
+    paths = make_plots(args.runs, args.out, args.memory, trace=args.trace)
+    for path in paths:
         print(path)
-    if not args.memory and not any(p.name.startswith("memory_") for p in args.out.glob("memory_*.png")):
-        print("no memory recording found: `metarl record RUN_DIR --task ... --out RUN_DIR/videos/trial.mp4` "
-              "writes one", file=sys.stderr)
+    if not any(p.name.startswith("memory_") for p in paths):
+        print("no memory pictures: the cells expose no memory diagnostics and no recording was found "
+              "(`metarl record RUN_DIR --task ... --out RUN_DIR/videos/trial.mp4` writes one)", file=sys.stderr)
     return 0
