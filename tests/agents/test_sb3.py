@@ -76,3 +76,22 @@ def test_train_save_reload_and_evaluate_per_attempt(algo, tmp_path):
     a1, _ = model.predict(obs, deterministic=True)
     a2, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_allclose(a1, a2, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_recurrent_ppo_learns_point_nav():
+    """Pipeline check (about 4 minutes on 2 cores): training raises the trial return."""
+    import torch
+
+    torch.set_num_threads(1)
+    config = SB3Config(
+        algo="recurrent-ppo", benchmark="point-nav", num_envs=8, n_steps=80, batch_size=320, n_epochs=4,
+        total_timesteps=40_000, hidden_size=64, learning_rate=1e-3,
+    )
+    from metarl.agents.sb3 import build_model
+
+    model = build_model(config)
+    before = evaluate(model, config, trials=5, split="train")
+    model.learn(config.total_timesteps)
+    after = evaluate(model, config, trials=5, split="train")
+    assert np.mean(after["return_attempt"]) > np.mean(before["return_attempt"]) + 1.0, (before, after)
