@@ -39,7 +39,8 @@ def ntm_address(
     s = shift.unsqueeze(-1)  # (B, H, 3, 1)
     # circular convolution: shift +1 moves weight from slot n-1 to slot n
     w = s[:, :, 0] * torch.roll(w, -1, dims=-1) + s[:, :, 1] * w + s[:, :, 2] * torch.roll(w, 1, dims=-1)
-    w = (w + _EPS).pow(gamma.unsqueeze(-1))  # sharpen
+    # Sharpen. Dividing by the max first keeps w^gamma from underflowing to all zeros for large gamma.
+    w = (w / w.amax(dim=-1, keepdim=True) + _EPS).pow(gamma.unsqueeze(-1))
     return w / w.sum(dim=-1, keepdim=True)
 
 

@@ -238,6 +238,19 @@ def test_ntm_erase_and_add_update_rule():
     torch.testing.assert_close(s2[2][0], expected)
 
 
+def test_ntm_addressing_stays_normalised_for_extreme_sharpening():
+    from metarl.agents.ntm import ntm_address
+
+    Bn, Hn, N, W = 2, 2, 32, 4
+    prev = torch.softmax(torch.randn(Bn, Hn, N), -1)
+    shift = torch.softmax(torch.randn(Bn, Hn, 3), -1)
+    for gamma in (1.0, 50.0, 500.0):  # (1/32)^500 underflows without rescaling
+        w = ntm_address(torch.randn(Bn, Hn, W), torch.full((Bn, Hn), 5.0), torch.full((Bn, Hn), 0.5),
+                        shift, torch.full((Bn, Hn), gamma), torch.randn(Bn, N, W), prev)
+        assert torch.isfinite(w).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(Bn, Hn))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", cells())
 def test_cpu_and_cuda_agree(name):
