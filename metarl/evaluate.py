@@ -12,13 +12,14 @@ reuses it); the CLI adds tables, JSON/CSV files, several runs and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -91,6 +92,16 @@ def check_compatible(agent: Any, obs_dim: int, action_dim: int, benchmark: str) 
             f"the agent was trained on observations of size {want[0]} and actions of size {want[1]}, "
             f"but {benchmark} has {obs_dim} and {action_dim}: evaluate it on a benchmark like the one it trained on"
         )
+
+
+@contextlib.contextmanager
+def seeded_torch(agent: Any, seed: int) -> Iterator[None]:
+    """Seed torch for action sampling, restoring the caller's RNG state afterwards (CPU and the agent's GPU)."""
+    device = torch.device(getattr(agent, "device", "cpu"))
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _reward_scale(agent: Any) -> float | None:
@@ -238,15 +249,15 @@ def evaluate_agent(
     """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
 
     Returns the JSON-ready summary (see module doc). Torch's global RNG is forked,
-    so calling this mid-training leaves the trainer's random stream untouched.
+    so calling this mid-training leaves the trainer's random stream untouched
+    (see :func:`seeded_torch`).
     """
     s = resolve_settings(agent, EvalSettings(
         benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
         deterministic=deterministic, num_envs=num_envs, max_episode_steps=max_episode_steps,
         workers=workers, progress=progress,
     ))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(s.seed)
+    with seeded_torch(agent, s.seed):
         records, meta = run_trials(agent, s)
     summary = summarize(records, meta["episodes_per_trial"], seed=s.seed)
     return {
@@ -440,8 +451,7 @@ def metaworld_evaluate(
     )
     adapter = MetaWorldProtocolAgent(agent, space.low, space.high, action_dim, reward_scale, s.deterministic)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s.seed)
+        with seeded_torch(agent, s.seed):
             mean_success, mean_return, per_task = metalearning_evaluation(
                 adapter, envs, num_evals=num_evals, adaptation_steps=1,
                 adaptation_episodes=adaptation_episodes, evaluation_episodes=evaluation_episodes,

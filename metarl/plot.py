@@ -289,9 +289,8 @@ def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str
     ``task`` defaults to the split's first class (sorted). Returns an empty dict for cells
     without memory diagnostics.
     """
-    import torch
-
     from metarl.envs import make_env, tasks
+    from metarl.evaluate import seeded_torch
 
     classes = tasks(benchmark, split)
     task = task or sorted(classes)[0]
@@ -307,8 +306,7 @@ def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str
         state = agent.initial_state(1)
         history: dict[str, list[np.ndarray]] = {}
         successes, success = [], False
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_torch(agent, seed):
             for _ in range(env.trial_length):
                 action, state, diag = agent.act(obs[None], state, deterministic=True, diagnostics=True)
                 if not diag:

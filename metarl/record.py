@@ -271,7 +271,7 @@ def trial_path(out: Path, trial: int, trials: int) -> Path:
 
 def record(agent: Any, s: RecordSettings) -> list[Path]:
     """Record ``s.trials`` trials of ``s.task``; returns the video paths written."""
-    import torch
+    from metarl.evaluate import check_compatible, seeded_torch
 
     if s.out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"--out must end in .mp4 or .gif, got {s.out.name!r}")
@@ -280,8 +280,6 @@ def record(agent: Any, s: RecordSettings) -> list[Path]:
             raise ValueError(f"--{name} must be >= 1, got {value}")
     if s.size % 16:
         raise ValueError(f"--size must be a multiple of 16 (video codec blocks), got {s.size}")
-    from metarl.evaluate import check_compatible
-
     env = make_task_env(agent, s)
     paths = []
     frames = None
@@ -291,8 +289,7 @@ def record(agent: Any, s: RecordSettings) -> list[Path]:
         frames = _Frames(env, s.camera, s.size)
         total = s.trials * env.episodes_per_trial * frames_per_attempt(env.max_episode_steps, s.every)
         bar = _bar(total, s.progress)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s.seed)
+        with seeded_torch(agent, s.seed):
             for trial in range(s.trials):
                 video, memory = record_trial(agent, env, frames, s, trial, bar)
                 path = trial_path(s.out, trial, s.trials)
