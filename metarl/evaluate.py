@@ -631,7 +631,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of tasks, resets and action sampling")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,
                    help="act with the policy mean instead of sampling")
-    p.add_argument("--num-envs", type=int, default=None, help="parallel trial envs (default: up to 20)")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel trial envs, rounded down to a multiple of the task classes (default: up to 20)")
     p.add_argument("--workers", type=int, default=None,
                    help="env worker processes (default: one per CPU for Meta-World, none for toy tasks; 0: in-process)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
