@@ -55,6 +55,21 @@ def test_vec_env_signals_done_only_at_trial_ends():
     assert done_steps == [ATTEMPTS * STEPS, 2 * ATTEMPTS * STEPS]
 
 
+def test_subprocess_vec_env_matches_in_process():
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, size=(ATTEMPTS * STEPS + 2, 2, 2)).astype(np.float32)
+    results = []
+    for subproc in (False, True):
+        env = make_sb3_vec_env(tiny("ppo", subproc=subproc))
+        obs = [env.reset()]
+        for a in actions:
+            o, r, d, _ = env.step(a)
+            obs.append(np.concatenate([o, r[:, None], d[:, None]], axis=1))
+        env.close()
+        results.append(np.stack(obs[1:]))
+    np.testing.assert_allclose(results[0], results[1])
+
+
 def test_unknown_algorithm_lists_valid_names():
     with pytest.raises(ValueError, match="recurrent-ppo"):
         algo_class("recurent-ppo")
