@@ -183,6 +183,18 @@ def test_diagnostics_are_per_step_tensors(name):
             assert diag[key].shape == (T, B, N), key
 
 
+@pytest.mark.parametrize("name", [c for c in cells() if c not in ("mlp", "gru", "lstm")])
+def test_memory_size_options_shape_the_memory(name):
+    cell = build(name, slots=5, width=3, heads=2)
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        out, state, diag = cell(x, cell.initial_state(B), mid_resets(), diagnostics=True)
+        out_steps, _ = run_steps(cell, x, cell.initial_state(B), mid_resets())
+    assert diag["read_weights"].shape == (T, B, 2, 5)
+    assert any(s.shape[1:] == (5, 3) for s in state), "a (B, slots, width) memory in the state"
+    torch.testing.assert_close(out, out_steps, atol=tol(name), rtol=tol(name))
+
+
 def test_unknown_cell_lists_valid_names_and_closest():
     with pytest.raises(ValueError) as err:
         make_cell("nmt", I, H)
