@@ -85,6 +85,10 @@ class BenchmarkSpec(abc.ABC):
     def action_space(self) -> gym.spaces.Box:
         """The action space, the same for every class."""
 
+    def step_cost(self, class_name: str) -> float:
+        """Relative cost of one step of ``class_name`` (balances vector workers)."""
+        return 1.0
+
     @abc.abstractmethod
     def make_core(
         self,

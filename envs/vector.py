@@ -4,7 +4,9 @@ Why not gymnasium's ``AsyncVectorEnv``: it runs one process per env and
 pickles every observation and info dict through a pipe. Here each worker
 process steps a contiguous block of envs; actions, observations, rewards,
 flags and info arrays live in one shared-memory block, and the pipes carry
-only a tiny command and an acknowledgement per worker per step. Toy
+only a tiny command and an acknowledgement per worker per step. Envs are
+spread over workers by estimated step cost (``balance``), since a vector
+step waits for the slowest worker and Meta-World classes differ up to 7x. Toy
 benchmarks (``spec.in_process``) step in the calling process: their step is
 cheaper than any IPC.
 
@@ -112,10 +114,9 @@ class _EnvFailed(Exception):
         self.index = index
 
 
-def _step_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray]) -> None:
-    """Step envs ``start..start+len(envs)`` on ``buf["actions"]``; SAME_STEP autoreset."""
-    for j, env in enumerate(envs):
-        i = start + j
+def _step_block(envs: list[TrialEnv], indices: list[int], buf: dict[str, np.ndarray]) -> None:
+    """Step ``envs`` (vector indices ``indices``) on ``buf["actions"]``; SAME_STEP autoreset."""
+    for j, (i, env) in enumerate(zip(indices, envs)):
         try:
             obs, reward, terminated, truncated, info = env.step(buf["actions"][i])
             if terminated or truncated:
@@ -128,10 +129,9 @@ def _step_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray]) ->
         _write(buf, i, obs, reward, truncated, info)
 
 
-def _reset_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray],
+def _reset_block(envs: list[TrialEnv], indices: list[int], buf: dict[str, np.ndarray],
                  seed: int | None) -> None:
-    for j, env in enumerate(envs):
-        i = start + j
+    for i, env in zip(indices, envs):
         if seed is None:
             obs, info = env.reset(options={"new_trial": True})
         else:
@@ -140,35 +140,35 @@ def _reset_block(envs: list[TrialEnv], start: int, buf: dict[str, np.ndarray],
         _write(buf, i, obs, 0.0, False, info)
 
 
-def _where(envs: list[TrialEnv], start: int, j: int | None = None) -> str:
+def _where(envs: list[TrialEnv], indices: list[int], j: int | None = None) -> str:
     """'env i (task t, goal g)' for one env, or every env of a block."""
     idx = range(len(envs)) if j is None else [j]
     return ", ".join(
-        f"env {start + k} (task {envs[k].task[0] or '<none yet>'!r}, goal {envs[k].task[1]})"
+        f"env {indices[k]} (task {envs[k].task[0] or '<none yet>'!r}, goal {envs[k].task[1]})"
         for k in idx
     )
 
 
-def _worker(conn: Connection, shared: Any, layout: _Layout, start: int, count: int,
+def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
             env_kwargs: dict[str, Any], seed: int | None) -> None:
-    """Worker process: build envs ``start..start+count``, then obey commands."""
+    """Worker process: build the envs ``indices``, then obey commands."""
     envs: list[TrialEnv] = []
     try:
         buf = layout.views(shared)
-        for i in range(start, start + count):
+        for i in indices:
             envs.append(TrialEnv(**env_kwargs, env_index=i, seed=None if seed is None else seed + i))
         conn.send(("ok", None))
         while True:
             cmd, arg = conn.recv()
             if cmd == "step":
                 try:
-                    _step_block(envs, start, buf)
+                    _step_block(envs, indices, buf)
                 except _EnvFailed as exc:
                     tb = "".join(traceback.format_exception(exc.__cause__))
-                    conn.send(("error", f"{_where(envs, start, exc.index)} raised:\n{tb}"))
+                    conn.send(("error", f"{_where(envs, indices, exc.index)} raised:\n{tb}"))
                     continue
             elif cmd == "reset":
-                _reset_block(envs, start, buf, arg)
+                _reset_block(envs, indices, buf, arg)
             elif cmd == "close":
                 break
             conn.send(("ok", None))
@@ -176,7 +176,7 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, start: int, count: i
         pass  # parent went away
     except Exception:
         try:
-            conn.send(("error", f"{_where(envs, start) or f'envs {start}..{start + count - 1}'} "
+            conn.send(("error", f"{_where(envs, indices) or f'envs {indices}'} "
                                 f"raised:\n{traceback.format_exc()}"))
         except OSError:
             pass
@@ -240,7 +240,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self._layout = _Layout(self.num_envs, probe.observation_space.shape[0], probe.action_space.shape[0])
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
-        self._blocks: list[tuple[int, int]] = []
+        self._groups: list[list[int]] = []  # env indices of each worker
         self._local_envs: list[TrialEnv] = []
         self._failed: str | None = None
         if self.num_workers == 0:
@@ -257,13 +257,15 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             ctx.set_forkserver_preload(["metarl.envs._preload"])
         self._shared = ctx.RawArray(ctypes.c_char, self._layout.nbytes())
         self._buf = self._layout.views(self._shared)
-        bounds = np.linspace(0, self.num_envs, self.num_workers + 1).round().astype(int)
-        for w in range(self.num_workers):
-            start, count = int(bounds[w]), int(bounds[w + 1] - bounds[w])
+        # Classes differ up to 7x in step cost and a step waits for the slowest
+        # worker: balance the estimated cost of each env's first-trial class.
+        classes = self.task_names
+        costs = [spec.step_cost(classes[i % len(classes)]) for i in range(self.num_envs)]
+        for w, indices in enumerate(balance(costs, self.num_workers)):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_worker,
-                args=(child, self._shared, self._layout, start, count, env_kwargs, seed),
+                args=(child, self._shared, self._layout, indices, env_kwargs, seed),
                 name=f"metarl-envs-{w}",
                 daemon=True,
             )
@@ -272,7 +274,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-            self._blocks.append((start, count))
+            self._groups.append(indices)
         self._wait_all("starting")
 
     # ------------------------------------------------------------ workers
@@ -281,7 +283,6 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         """Collect one reply per worker; raise naming the envs of a failed one."""
         errors = []
         for w, (conn, proc) in enumerate(zip(self._conns, self._procs)):
-            start, count = self._blocks[w]
             ready = wait([conn, proc.sentinel])
             try:
                 if conn not in ready and not conn.poll():
@@ -290,7 +291,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             except (EOFError, ConnectionResetError, OSError):
                 proc.join(timeout=1.0)
                 held = ", ".join(
-                    f"env {i} (task {self._task_name(i)!r})" for i in range(start, start + count)
+                    f"env {i} (task {self._task_name(i)!r})" for i in self._groups[w]
                 )
                 errors.append(
                     f"worker {w} (pid {proc.pid}) died with exit code {proc.exitcode} "
@@ -325,7 +326,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Start a new trial in every env; ``seed`` seeds env i with ``seed + i``."""
         if self._local_envs:
-            _reset_block(self._local_envs, 0, self._buf, seed)
+            _reset_block(self._local_envs, list(range(self.num_envs)), self._buf, seed)
         else:
             self._send_all(("reset", seed))
             self._wait_all("resetting")
@@ -339,9 +340,10 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         )  # (N, A)
         if self._local_envs:
             try:
-                _step_block(self._local_envs, 0, self._buf)
+                _step_block(self._local_envs, list(range(self.num_envs)), self._buf)
             except _EnvFailed as exc:
-                raise RuntimeError(f"{_where(self._local_envs, 0, exc.index)} raised") from exc.__cause__
+                where = _where(self._local_envs, list(range(self.num_envs)), exc.index)
+                raise RuntimeError(f"{where} raised") from exc.__cause__
         else:
             self._send_all(("step", None))
             self._wait_all("stepping")
@@ -382,6 +384,22 @@ class TrialVectorEnv(gym.vector.VectorEnv):
                 self.close()
             except Exception:
                 pass
+
+
+def balance(costs: list[float], workers: int) -> list[list[int]]:
+    """Env indices per worker, longest-cost-first onto the least-loaded worker.
+
+    Greedy LPT scheduling: the most expensive env goes first, each to the
+    worker with the smallest summed cost so far (ties: fewer envs, lower id).
+    Every worker gets at least one env when ``workers <= len(costs)``.
+    """
+    loads = [0.0] * workers
+    groups: list[list[int]] = [[] for _ in range(workers)]
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        w = min(range(workers), key=lambda w: (loads[w], len(groups[w]), w))
+        groups[w].append(i)
+        loads[w] += costs[i]
+    return [sorted(g) for g in groups]
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import pytest
 
 from metarl.envs import TRIAL_START, make_env, make_vec
 from metarl.envs.toy import PointNavBenchmark, PointNavCore
-from metarl.envs.vector import INFO_KEYS
+from metarl.envs.vector import INFO_KEYS, balance
 
 K, L = 2, 5
 
@@ -89,6 +89,15 @@ def test_reset_without_seed_starts_new_trial_everywhere() -> None:
     envs.close()
 
 
+def test_balance_spreads_step_cost_over_workers() -> None:
+    costs = [0.7, 2.6, 2.5, 1.3, 0.8, 0.6, 1.1, 0.9, 2.0, 0.6]  # ML10 train, ms per step
+    groups = balance(costs, 2)
+    assert sorted(i for g in groups for i in g) == list(range(10))  # each env exactly once
+    loads = [sum(costs[i] for i in g) for g in groups]
+    assert max(loads) - min(loads) <= 0.3  # contiguous halves would differ by 1.6
+    assert all(len(g) >= 1 for g in balance([5.0, 1.0, 1.0], 3))
+
+
 def _children() -> set[int]:
     return {p.pid for p in mp.active_children()}
 
@@ -96,13 +105,14 @@ def _children() -> set[int]:
 def test_dead_worker_is_reported_with_env_and_task() -> None:
     envs = make_vec("ML10", num_envs=3, episodes_per_trial=K, max_episode_steps=L, workers=2, seed=0)
     envs.reset(seed=0)
-    victim = envs._procs[1]  # holds envs 2 (block split 0-1 | 2)
+    w = next(w for w, group in enumerate(envs._groups) if 2 in group)  # the worker holding env 2
+    victim = envs._procs[w]
     os.kill(victim.pid, signal.SIGKILL)
     victim.join(timeout=10)
     with pytest.raises(RuntimeError) as err:
         envs.step(np.zeros((3, 4)))
     msg = str(err.value)
-    assert "worker 1" in msg and "env 2" in msg and "pick-place-v3" in msg, msg
+    assert f"worker {w}" in msg and "env 2 (task 'pick-place-v3')" in msg, msg
     assert envs.closed
     assert all(p.exitcode is not None for p in envs._procs) or not envs._procs
 
