@@ -76,13 +76,14 @@ class MANNCell(Cell):
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
         T, B, _ = x.shape
         K, W = self.heads, self.width
-        initial = self.initial_state(B, x.device)
+        initial: State | None = None  # built on the first reset only
         # Input projection hoisted out of the loop; unbind (not x_proj[t]) keeps backward O(T).
         x_proj = self.controller.project(x).unbind(0)  # T x (B, 4C)
         any_reset = reset.any(dim=1).tolist()  # one host sync; most steps reset nobody
         hs, rs, diag = [], [], []
         for t in range(T):
             if any_reset[t]:
+                initial = self.initial_state(B, x.device) if initial is None else initial
                 state = masked_reset(state, initial, reset[t])
             h, c, mem, w_read, usage, r = state
             h, c = self.controller.step(x_proj[t], r, h, c)
