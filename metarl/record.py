@@ -349,7 +349,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .mp4 or .gif, got {Path(args.out).name!r}")
     if not Path(args.source).exists():
         raise FileNotFoundError(f"no such run directory or checkpoint: {args.source}")
-    backend = configure_gl()  # before anything imports mujoco/metaworld
+    from metarl.render import RenderError
+
+    try:
+        backend, no_gl = configure_gl(), None  # before anything imports mujoco/metaworld
+    except RenderError as exc:  # fatal only for MuJoCo scenes: toy tasks draw their own frames
+        backend, no_gl = "none", exc
     import torch
 
     from metarl.checkpoint import load_agent
@@ -359,6 +364,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     agent = load_agent(args.source, device="cpu")
     env_cfg = getattr(agent.config, "env", None)
+    if no_gl is not None:
+        from metarl.envs.metaworld_tasks import MetaWorldBenchmark
+        from metarl.envs.registry import get_benchmark
+
+        if isinstance(get_benchmark(args.benchmark or env_cfg.benchmark), MetaWorldBenchmark):
+            raise no_gl
     s = RecordSettings(
         task=args.task, out=Path(args.out), benchmark=args.benchmark or env_cfg.benchmark, split=args.split,
         trials=args.trials, camera=args.camera, fps=args.fps,

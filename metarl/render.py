@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from metarl.cli import CLIError
+
 # camera name -> number of quarter turns (np.rot90 k) that make its frames upright.
 # Only fixed cameras: the gripper-mounted ones (behindGripper, gripperPOV) move
 # with the hand, so "upright" has no fixed meaning for them.
@@ -42,8 +44,8 @@ _INSTALL_HINT = (
 )
 
 
-class RenderError(RuntimeError):
-    """Rendering is impossible here; the message is one line saying what to install."""
+class RenderError(CLIError):
+    """Rendering is impossible here; the message is one line saying what to install (the CLI prints it)."""
 
 
 def check_camera(name: str) -> str:

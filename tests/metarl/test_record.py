@@ -152,3 +152,16 @@ def test_default_cpu_recording_of_a_two_attempt_trial_takes_under_a_minute(reach
     assert len(_video_frames(out)) == 2 * frames_per_attempt(500, every)
     assert cpu < 60, f"default recording used {cpu:.1f} CPU seconds (wall {wall:.1f} s)"
     assert wall < 180, f"default recording took {wall:.1f} s wall"
+
+
+def test_without_any_gl_library_meta_world_recording_says_what_to_install(reach_run: Path, tmp_path: Path) -> None:
+    code = (
+        "import ctypes.util, sys; ctypes.util.find_library = lambda name: None\n"
+        "from metarl import cli; sys.exit(cli.main(sys.argv[1:]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-c", code, "record", str(reach_run), "--task", "reach-v3",
+                           "--out", str(tmp_path / "x.mp4")], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "apt-get install libosmesa6" in err and "\n" not in err
