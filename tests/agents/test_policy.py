@@ -129,3 +129,18 @@ def test_act_passes_cell_diagnostics_per_env(cell):
     assert out.diagnostics, "memory cells report diagnostics"
     for name, value in out.diagnostics.items():
         assert value.shape[0] == B, name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cell", cells())
+def test_evaluate_on_cuda_matches_cpu(cell):
+    policy = small_policy(cell)
+    obs, actions = torch.randn(T, B, OBS), torch.randn(T, B, ACT)
+    with torch.no_grad():
+        cpu = policy.evaluate(obs, policy.initial_state(B), resets(), actions)
+        policy = policy.cuda()
+        gpu = policy.evaluate(obs.cuda(), policy.initial_state(B, "cuda"), resets().cuda(), actions.cuda())
+        out = policy.act(obs[0].cuda(), policy.initial_state(B, "cuda"), resets()[0].cuda())
+    for a, b in zip(cpu, gpu):
+        torch.testing.assert_close(b.cpu(), a, atol=1e-4, rtol=1e-4)
+    assert out.action.device.type == "cuda" and all(s.device.type == "cuda" for s in out.state)
