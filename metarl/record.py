@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class RecordSettings:
 # ----------------------------------------------------------------------- drawing
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
