@@ -54,13 +54,13 @@ def test_minibatches_cover_every_step_once_with_their_chunk_states():
     assert seen == {(t, n) for t in range(T) for n in range(N)}
 
 
-@pytest.mark.parametrize("cell, bptt", [("gru", 20), ("forget-memory", 40), ("lstm", 0)])
+@pytest.mark.parametrize("cell, bptt", [("gru", 0), ("forget-memory", 20)])
 def test_first_minibatch_ratio_is_one_with_stored_states(cell, bptt):
     """Log-probs recomputed from stored chunk-start states reproduce the rollout's."""
     torch.manual_seed(0)
-    envs = make_vec("point-nav", num_envs=4, episodes_per_trial=4)
+    envs = make_vec("point-nav", num_envs=4, episodes_per_trial=2)
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    policy = make_policy(cell, D, A, hidden_size=16, encoder_sizes=(16,))
+    policy = make_policy(cell, D, A, hidden_size=16, encoder_sizes=(16,), cell_options={"slots": 4, "width": 4} if cell == "forget-memory" else None)
     T = envs.trial_length
     buf = RolloutBuffer(T, 4, D, A, chunk_length(T, bptt))
     norm = ObsNormalizer(np.r_[np.ones(2, bool), np.zeros(D - 2, bool)])
@@ -73,7 +73,7 @@ def test_first_minibatch_ratio_is_one_with_stored_states(cell, bptt):
             assert torch.allclose(value, mb.values, atol=1e-4)
     buf.advantages.normal_()
     buf.returns.normal_()
-    cfg = PPOConfig(epochs=2, num_minibatches=2, bptt_len=bptt)
+    cfg = PPOConfig(epochs=1, num_minibatches=2, bptt_len=bptt)
     metrics = ppo_update(policy, torch.optim.Adam(policy.parameters(), lr=1e-2), buf, cfg, torch.Generator().manual_seed(2))
     assert metrics["losses/first_ratio_dev"] < 1e-4
     assert metrics["losses/approx_kl"] > 0  # later minibatches did move the policy

@@ -36,11 +36,12 @@ def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_resume_in_new_process_gives_identical_parameters(tmp_path):
     full, half = tmp_path / "full", tmp_path / "half"
-    sets = [x for s in TOY + ["ppo.lr_schedule=linear"] for x in ("--set", s)]
-    _cli(*sets, "--set", f"total_steps={4 * STEPS}", "--run-dir", str(full))
-    # Same config, stopped after 2 of 4 updates (max_updates), resumed in a new process.
-    _cli(*sets, "--set", f"total_steps={4 * STEPS}", "--set", "max_updates=2", "--run-dir", str(half))
+    base = TOY + ["ppo.lr_schedule=linear", f"total_steps={4 * STEPS}"]
+    train_mod.train(load_config(None, base), full)  # 4 updates in one go
+    # Same config stopped after 2 of 4 updates (max_updates is no part of any schedule) ...
+    assert train_mod.train(load_config(None, base + ["max_updates=2"]), half).updates == 2
     assert load_checkpoint(half)["counters"]["update"] == 2
+    # ... and resumed in a new process for the other 2.
     _cli("--resume", str(half), "--set", "max_updates=0")
     a, b = load_checkpoint(full), load_checkpoint(half)
     assert b["counters"]["update"] == 4 and b["counters"]["env_steps"] == 4 * STEPS
