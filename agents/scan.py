@@ -22,7 +22,10 @@ Numerical care: each exponent sum_{s<u<=t} log f_u is accumulated directly
 (a cumulative sum over a masked (B, C, N, C) tensor, not a difference of two
 large prefix sums, so no cancellation in float32); every exponent is <= 0 and
 pairs with s > t or across a reset are set to -inf *before* the exp, so there
-is no exp of a positive number and no inf * 0 in the backward pass.
+is no exp of a positive number and no inf * 0 in the backward pass. Decays
+below e^-40 are set to exactly 0 (see ``LOG_DECAY_FLOOR``): subnormal float32
+numbers are ~100x slower on CPUs, and such terms are far below float32
+resolution next to any unit-scale write.
 
 Layout: batch first, (B, T, ...), so each chunk's memories come out as
 (B, C, N, W), ready for batched content addressing with keys (B, C, K, W).
@@ -34,6 +37,9 @@ from typing import Iterator
 
 import torch
 from torch import Tensor
+
+#: Log of the smallest decay the scan keeps; smaller ones are exactly zero.
+LOG_DECAY_FLOOR = -40.0
 
 
 def gated_scan_chunks(
@@ -121,7 +127,10 @@ def _chunk(
     if reset is not None:
         segment = reset.long().cumsum(1)  # (B, C): resets seen up to and including t
         linked = linked & (segment[:, :, None] == segment[:, None, :]).unsqueeze(2)  # (B, C_t, 1, C_s)
-    decay = exponent.masked_fill(~linked, float("-inf")).exp()  # (B, C_t, N, C_s), in [0, 1]
+    # Decays below e^-40 (4e-18) become exactly 0: keeps float32 out of subnormal
+    # numbers, which make CPU arithmetic ~100x slower, at no visible cost in accuracy.
+    keep = linked & (exponent > LOG_DECAY_FLOOR)
+    decay = exponent.masked_fill(~keep, float("-inf")).exp()  # (B, C_t, N, C_s), in [0, 1]
 
     # mem[b, t, n, :] = sum_s decay[b, t, n, s] * write[b, s, n] * value[b, s, :]
     coeff = decay * write.transpose(1, 2).unsqueeze(1)  # (B, C_t, N, C_s)
@@ -134,4 +143,5 @@ def _chunk(
         at_reset = log_f.exp() * reset.unsqueeze(-1)  # (B, C, N): f_r at reset steps, else 0
         injected = (decay * at_reset.transpose(1, 2).unsqueeze(1)).sum(-1)  # (B, C, N)
         mem = mem + injected.unsqueeze(-1) * initial.unsqueeze(1)
+    prefix = prefix.masked_fill(prefix <= LOG_DECAY_FLOOR, float("-inf"))
     return mem + prefix.exp().unsqueeze(-1) * carry.unsqueeze(1)
