@@ -68,7 +68,7 @@ class TrialEnv(gym.Env):
         spec: BenchmarkSpec = get_benchmark(benchmark)
         self.benchmark = spec.name
         self.split = check_split(split)
-        self.spec_ = spec
+        self.benchmark_spec = spec
         self.episodes_per_trial = check_positive(
             "episodes_per_trial",
             spec.default_episodes_per_trial if episodes_per_trial is None else episodes_per_trial,
@@ -134,7 +134,7 @@ class TrialEnv(gym.Env):
             for core in self._cores.values():
                 core.close()
             self._cores.clear()
-        core = self.spec_.make_core(
+        core = self.benchmark_spec.make_core(
             name,
             max_episode_steps=self.max_episode_steps,
             render_mode=self.render_mode,
