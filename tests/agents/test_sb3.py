@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from metarl.agents.sb3 import SB3Config, TrialAsEpisode, algo_class, evaluate, make_sb3_vec_env, train
 from metarl.envs import EPISODE_START, TRIAL_START, make_env
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 ATTEMPTS, STEPS = 3, 5
 
@@ -96,9 +107,6 @@ def test_train_save_reload_and_evaluate_per_attempt(algo, tmp_path):
 @pytest.mark.slow
 def test_recurrent_ppo_learns_point_nav():
     """Pipeline check (about 4 minutes on 2 cores): training raises the trial return."""
-    import torch
-
-    torch.set_num_threads(1)
     config = SB3Config(
         algo="recurrent-ppo", benchmark="point-nav", num_envs=8, n_steps=80, batch_size=320, n_epochs=4,
         total_timesteps=40_000, hidden_size=64, learning_rate=1e-3,
