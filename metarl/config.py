@@ -290,8 +290,8 @@ def _merge(base: dict, update: dict) -> dict:
 # short attempts, sized so a 2-core laptop shows progress within minutes and the
 # run ends with an evaluation on held-out goals.
 DEFAULT_PRESET: dict = {
-    "total_steps": 64_000,
-    "eval_interval": 10,
+    "total_steps": 48_000,
+    "eval_interval": 5,
     "env": {"benchmark": "ML1/reach-v3", "num_envs": 8, "episodes_per_trial": 2, "max_episode_steps": 100},
     "agent": {"cell": "forget-memory", "hidden_size": 128, "encoder_sizes": [128, 128]},
     "ppo": {"lr": 5e-4, "epochs": 4, "num_minibatches": 2, "bptt_len": 100},
