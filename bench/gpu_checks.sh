@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# GPU checks for an offline CUDA machine (wheels in .whl/, GL debs in .gl/,
+# see docs/gpu.md). Usage: bench/gpu_checks.sh STEP [STEP ...] with steps
+#   tests      CPU/CUDA parity tests
+#   cells      forward+backward time of every cell on CUDA (bench/cells.py)
+#   envs       vector-env speed on all cores, ML10 (bench/envs.py)
+#   trainbench training throughput with the policy on CUDA (bench/train.py)
+#   train      a time-boxed real ML1/reach-v3 training run (run dir in $OUT)
+#   render     EGL rendering tests (upright frames per camera)
+# Results go to $OUT (default ./gpu-out). Each step has its own time limit.
+set -u
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+log() { echo "== $* ($(date +%T))" | tee -a "$OUT/summary.txt"; }
+
+if [ ! -f /tmp/site/.metarl-ready ]; then
+  if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+  [ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null 2>&1
+  touch /tmp/site/.metarl-ready
+fi
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 METARL_CACHE=${METARL_CACHE:-$PWD/.mwcache}
+PY=python3
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')" | tee -a "$OUT/summary.txt"
+echo "cores: $(nproc)" | tee -a "$OUT/summary.txt"
+
+for step in "$@"; do
+  log "$step"
+  case $step in
+    tests) timeout 100 $PY -m pytest -q -p no:cacheprovider tests/agents -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
+           tail -3 "$OUT/cuda_tests.txt" | tee -a "$OUT/summary.txt" ;;
+    cells) timeout 100 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
+    envs) timeout 100 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
+    trainbench) timeout 120 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
+           --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
+    train) timeout -s INT ${TRAIN_SECONDS:-200} $PY -m metarl train configs/ml1_reach.yaml --run-dir "$OUT/run_reach" \
+           --set env.num_envs=32 --set env.episodes_per_trial=2 --set total_steps=3000000 --set eval_interval=10 \
+           --set progress=false 2>&1 | tail -30 | tee "$OUT/train_run.txt" ;;
+    render) MUJOCO_GL=egl timeout 90 $PY -m pytest -q -p no:cacheprovider tests/metarl/test_render.py 2>&1 | tail -8 | tee "$OUT/render_egl.txt" ;;
+    *) echo "unknown step $step (tests cells envs trainbench train render)" ;;
+  esac
+done
+log "done"
