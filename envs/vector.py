@@ -306,6 +306,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError("\n".join(errors))
 
     def _task_name(self, i: int) -> str:
+        if self._buf["attempt"][i] == 0:  # never reset: no task drawn yet
+            return "<none yet>"
         return self.task_names[int(self._buf["task_id"][i])]
 
     def _send_all(self, msg: tuple[str, Any]) -> None:
