@@ -44,7 +44,7 @@ class RecordSettings:
     camera: str = "corner2"
     fps: int = 30
     every: int | None = None
-    """Render every N-th step of each attempt; None: 1 with EGL, 4 with software GL."""
+    """Render every N-th step of each attempt (the CLI default: :func:`metarl.render.default_every`)."""
     size: int = 480
     seed: int = 0
     deterministic: bool = False
@@ -329,7 +329,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--camera", default="corner2", help=f"camera: {', '.join(CAMERAS)}")
     p.add_argument("--fps", type=int, default=30, help="video frames per second")
     p.add_argument("--every", type=int, default=None,
-                   help="render every N-th step (default: 1 with EGL, 4 with software rendering)")
+                   help="render every N-th step (default: 1 with EGL on a GPU, else 4: software rendering is slow)")
     p.add_argument("--size", type=int, default=480, help="frame height and width in pixels (multiple of 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the task's goal and of action sampling")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False, help="act with the policy mean")
@@ -344,7 +344,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metarl.render import check_camera, configure_gl
+    from metarl.render import check_camera, configure_gl, default_every
 
     check_camera(args.camera)
     if Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     s = RecordSettings(
         task=args.task, out=Path(args.out), benchmark=args.benchmark or env_cfg.benchmark, split=args.split,
         trials=args.trials, camera=args.camera, fps=args.fps,
-        every=args.every or (1 if backend == "egl" else 4), size=args.size, seed=args.seed,
+        every=args.every or default_every(backend), size=args.size, seed=args.seed,
         deterministic=args.deterministic,
         episodes_per_trial=args.episodes_per_trial or getattr(env_cfg, "episodes_per_trial", None),
         max_episode_steps=args.max_episode_steps or getattr(env_cfg, "max_episode_steps", None),

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from metarl.record import RecordSettings, frames_per_attempt, overlay, record
-from metarl.render import RenderError, choose_backend
+from metarl.render import RenderError, choose_backend, default_every
 
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
 
@@ -148,7 +148,7 @@ def test_default_cpu_recording_of_a_two_attempt_trial_takes_under_a_minute(reach
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    every = 1 if choose_backend() == "egl" else 4
+    every = default_every(choose_backend())
     assert len(_video_frames(out)) == 2 * frames_per_attempt(500, every)
     assert cpu < 60, f"default recording used {cpu:.1f} CPU seconds (wall {wall:.1f} s)"
     assert wall < 180, f"default recording took {wall:.1f} s wall"
