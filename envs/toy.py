@@ -13,7 +13,10 @@ point-nav
     Episodes last 20 steps; 10 steps reach the circle from the origin.
     Splits: the half circle is cut into 8 equal sectors; train goals lie in
     the even sectors, test goals in the odd ones (disjoint angle ranges), 50
-    goals each, drawn with a fixed seed.
+    goals each, drawn with a fixed seed. Caveat of any dense distance reward:
+    (position, previous reward) pins the goal to two points, so a memoryless
+    policy could still home in within an attempt; what it cannot do is start
+    later attempts any better than the first.
 
 bandit
     A 5-armed Bernoulli bandit with hidden arm probabilities. One pull per
