@@ -121,12 +121,13 @@ class MemoryLSTMBase(Cell):
         T, B, I = x.shape
         h, c, mem = state[0][:, 0], state[1][:, 0], state[2]  # (B, H), (B, H), (B, N, W)
         mem0 = self.memory0.to(x.dtype).unsqueeze(0).expand(B, -1, -1)  # (B, N, W)
-        keep = (~reset).to(x.dtype).unsqueeze(-1)  # (T, B, 1); initial h, c are zero
+        keep = (~reset).to(x.dtype).unsqueeze(-1).unbind(0)  # T x (B, 1); initial h, c are zero
         rnn = self.controller
         w_x, w_m = rnn.weight_ih_l0[:, :I], rnn.weight_ih_l0[:, I:]
-        gates_x = F.linear(x, w_x, rnn.bias_ih_l0 + rnn.bias_hh_l0)  # (T, B, 4H)
+        # unbind, not gates_x[t]: each indexing op's backward would allocate a full (T, B, .) gradient (O(T^2))
+        gates_x = F.linear(x, w_x, rnn.bias_ih_l0 + rnn.bias_hh_l0).unbind(0)  # T x (B, 4H)
         heads = self.memory_heads
-        z_x = heads.from_x(x)  # (T, B, Z)
+        z_x = heads.from_x(x).unbind(0)  # T x (B, Z)
         outs, diags = [], []
         for t in range(T):
             h, c = h * keep[t], c * keep[t]
