@@ -19,9 +19,15 @@ Write modes (option ``write_mode``):
 - ``"controller"``: write/forget/read heads read ``[x_t; h_{t-1}]`` (the classic
   MANN coupling), stepped in a loop.
 
-Reading every M_t by content materialises (chunk, B, N, W) memories per chunk
-(and autograd keeps them for the backward pass: T*B*N*W floats, 82 MB for
-T=500, B=40, 32x32); ``chunk_size`` bounds the per-chunk work tensors.
+Why content reads of M_t (not M_{t-1}): in input mode the step's own write is
+already in M_t, so a value can be stored and found in the same step; in both
+modes the read comes after the write, exactly as in the step loop.
+
+Cost: reading every M_t by content materialises (B, chunk, N, W) memories per
+chunk, and autograd keeps them for the backward pass: T*B*N*W floats (82 MB
+for T=500, B=40, 32x32 in float32). ``chunk_size`` (32) bounds the per-chunk
+work tensors: the (B, C, N, C) decay matrix and the (B, C, N, W) memories; a
+larger chunk means fewer sequential steps but more work per step (C^2 terms).
 
 The forget-gate bias starts at logit(``forget_init``) (σ(b) = 0.9): slots start
 out remembering and learn when to let go.

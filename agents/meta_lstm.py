@@ -13,8 +13,9 @@ hand below uses exactly its weights and gate order (i, f, g, o).
 Each step, in this order (keys and writes see both x_t and h_{t-1}, so a value
 can be stored and a query answered in the step its cue arrives):
 
-1. write: w_t = σ(gate) · softmax(address) over N slots, value v_t = tanh(·),
-   M_t = M_{t-1} + w_t v_tᵀ  (additive, never forgets);
+1. write: the document's M_t = M_{t-1} + w_t k_t v_tᵀ with write strength
+   w_t = σ(gate) (scalar), slot address k_t = softmax(·) over the N slots and
+   value v_t = tanh(·) (W); additive, it never forgets;
 2. read: m_t = Σ_n a_t[n] M_t[n] with a_t the content weights (sharpened
    cosine softmax) of a key from the controller, per read head;
 3. the LSTM update above.
