@@ -26,16 +26,16 @@ echo "cores: $(nproc)" | tee -a "$OUT/summary.txt"
 for step in "$@"; do
   log "$step"
   case $step in
-    tests) timeout 100 $PY -m pytest -q -p no:cacheprovider tests/agents -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
+    tests) timeout 60 $PY -m pytest -q -p no:cacheprovider tests/agents -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
            tail -3 "$OUT/cuda_tests.txt" | tee -a "$OUT/summary.txt" ;;
-    cells) timeout 100 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
-    envs) timeout 100 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
-    trainbench) timeout 120 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
+    cells) timeout 80 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
+    envs) timeout 80 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
+    trainbench) timeout 90 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
            --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
-    train) timeout -s INT ${TRAIN_SECONDS:-200} $PY -m metarl train configs/ml1_reach.yaml --run-dir "$OUT/run_reach" \
+    train) timeout -s INT ${TRAIN_SECONDS:-150} $PY -m metarl train configs/ml1_reach.yaml --run-dir "$OUT/run_reach" \
            --set env.num_envs=32 --set env.episodes_per_trial=2 --set total_steps=3000000 --set eval_interval=10 \
            --set progress=false 2>&1 | tail -30 | tee "$OUT/train_run.txt" ;;
-    render) MUJOCO_GL=egl timeout 90 $PY -m pytest -q -p no:cacheprovider tests/metarl/test_render.py 2>&1 | tail -8 | tee "$OUT/render_egl.txt" ;;
+    render) MUJOCO_GL=egl timeout 50 $PY -m pytest -q -p no:cacheprovider tests/metarl/test_render.py 2>&1 | tail -8 | tee "$OUT/render_egl.txt" ;;
     *) echo "unknown step $step (tests cells envs trainbench train render)" ;;
   esac
 done
