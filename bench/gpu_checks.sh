@@ -26,7 +26,7 @@ echo "cores: $(nproc)" | tee -a "$OUT/summary.txt"
 for step in "$@"; do
   log "$step"
   case $step in
-    tests) timeout 60 $PY -m pytest -q -p no:cacheprovider tests/agents -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
+    tests) timeout 60 $PY -m pytest -q -p no:cacheprovider tests/agents/test_cells.py tests/agents/test_forget_memory.py tests/agents/test_policy.py -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
            tail -3 "$OUT/cuda_tests.txt" | tee -a "$OUT/summary.txt" ;;
     cells) timeout 80 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
     envs) timeout 80 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
