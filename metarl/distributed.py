@@ -52,8 +52,9 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 def rank_device(device: torch.device, info: DistInfo) -> torch.device:
     """One GPU per local rank when training on CUDA."""
-    if device.type == "cuda" and info.enabled and device.index is None:
-        device = torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
+    if device.type == "cuda" and device.index is None:
+        index = info.local_rank % max(1, torch.cuda.device_count()) if info.enabled else torch.cuda.current_device()
+        device = torch.device("cuda", index)  # set_device needs an index
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
