@@ -108,8 +108,9 @@ class ForgetMemoryCell(MemoryLSTMBase):
         mem0 = self.memory0.to(x.dtype)  # (N, W)
         reads, weights = [], []
         scan = gated_scan_chunks(log_f, write, value, reset.t(), mem, mem0, self.chunk_size)
-        for a, b, chunk in scan:  # chunk (B, C, N, W)
-            w = content_weights(key[:, a:b], chunk, beta[:, a:b])  # (B, C, K, N)
+        keys, betas = key.split(self.chunk_size, dim=1), beta.split(self.chunk_size, dim=1)
+        for (_, _, chunk), k, bt in zip(scan, keys, betas):  # chunk (B, C, N, W)
+            w = content_weights(k, chunk, bt)  # (B, C, K, N)
             reads.append(read(w, chunk))  # (B, C, K*W)
             weights.append(w)
             mem = chunk[:, -1]  # (B, N, W)

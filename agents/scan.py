@@ -59,17 +59,20 @@ def gated_scan_chunks(
     restores. The last yielded chunk's last step is the final memory.
     Differentiable in every tensor argument.
     """
-    T = log_f.shape[1]
     initial = initial.expand_as(memory)  # (B, N, W)
     # Which chunks contain a reset: one host sync, then no per-chunk syncs.
     steps_with_reset = set(torch.nonzero(reset.any(0)).flatten().tolist())
     carry = memory
-    for a in range(0, T, chunk_size):
-        b = min(a + chunk_size, T)
+    a = 0
+    # split, not [:, a:b]: one slice's backward would allocate a full (B, T, .) gradient per chunk
+    chunks = zip(*(t.split(chunk_size, dim=1) for t in (log_f, write, value, reset)))
+    for lf, w, v, r in chunks:
+        b = a + lf.shape[1]
         has_reset = any(t in steps_with_reset for t in range(a, b))
-        mem = _chunk(log_f[:, a:b], write[:, a:b], value[:, a:b], reset[:, a:b] if has_reset else None, carry, initial)
+        mem = _chunk(lf, w, v, r if has_reset else None, carry, initial)
         carry = mem[:, -1]
         yield a, b, mem
+        a = b
 
 
 def gated_scan(
@@ -97,9 +100,10 @@ def gated_scan_loop(
     """Reference step loop for the same recurrence: all memories (B, T, N, W)."""
     initial = initial.expand_as(memory)
     out = []
-    for t in range(log_f.shape[1]):
-        memory = torch.where(reset[:, t, None, None], initial, memory)  # (B, N, W)
-        memory = log_f[:, t].exp().unsqueeze(-1) * memory + write[:, t].unsqueeze(-1) * value[:, t].unsqueeze(-2)
+    steps = zip(log_f.exp().unbind(1), write.unbind(1), value.unbind(1), reset.unbind(1))
+    for f, w, v, r in steps:  # (B, N), (B, N), (B, W), (B,)
+        memory = torch.where(r[:, None, None], initial, memory)  # (B, N, W)
+        memory = f.unsqueeze(-1) * memory + w.unsqueeze(-1) * v.unsqueeze(-2)
         out.append(memory)
     return torch.stack(out, dim=1)
 
