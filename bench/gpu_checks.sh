@@ -15,9 +15,10 @@ log() { echo "== $* ($(date +%T))" | tee -a "$OUT/summary.txt"; }
 if [ ! -f /tmp/site/.metarl-ready ]; then
   if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
   [ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null 2>&1
   touch /tmp/site/.metarl-ready
 fi
+# the project itself: always reinstalled, so a warm machine never runs stale code
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target /tmp/site . >/dev/null 2>&1
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 METARL_CACHE=${METARL_CACHE:-$PWD/.mwcache}
 PY=python3
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')" | tee -a "$OUT/summary.txt"
