@@ -26,7 +26,7 @@ COMMON = ["progress=false", "tensorboard=false", "device=cpu", "eval_interval=0"
 
 # (preset, total env steps per run, margin on the per-attempt return)
 CASES = {
-    "point_nav": (CONFIGS / "point_nav.yaml", 150_000, 1.0),
+    "point_nav": (CONFIGS / "point_nav.yaml", 300_000, 1.0),
     "bandit": (CONFIGS / "bandit.yaml", 100_000, 0.08),
 }
 
