@@ -115,6 +115,18 @@ def load_checkpoint(run_dir_or_checkpoint: str | Path, map_location: str | torch
 # --------------------------------------------------------------------------- policy and agent
 
 
+def cell_options_for(agent_cfg: Any) -> dict:
+    """Options for the configured cell: ``cell_options`` keyed by cell name, or one flat dict.
+
+    Keyed form (``{forget-memory: {slots: 8}}``) lets a preset tune its memory
+    and still switch to any other cell with ``--set agent.cell=mlp``.
+    """
+    opts = dict(agent_cfg.cell_options or {})
+    if opts and all(isinstance(v, dict) for v in opts.values()):
+        return dict(opts.get(agent_cfg.cell, {}))
+    return opts
+
+
 def build_policy(cfg: Any, obs_dim: int, action_dim: int) -> torch.nn.Module:
     """The actor-critic a config describes (``cfg`` a ``TrainConfig``)."""
     from metarl.agents import make_policy
@@ -124,7 +136,7 @@ def build_policy(cfg: Any, obs_dim: int, action_dim: int) -> torch.nn.Module:
         obs_dim,
         action_dim,
         hidden_size=cfg.agent.hidden_size,
-        cell_options=dict(cfg.agent.cell_options) or None,
+        cell_options=cell_options_for(cfg.agent) or None,
         encoder_sizes=tuple(cfg.agent.encoder_sizes),
         init_log_std=cfg.agent.init_log_std,
     )

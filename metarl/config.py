@@ -55,7 +55,8 @@ class AgentConfig:
     hidden_size: int = 128
     """Width of the cell output and of the actor/critic heads."""
     cell_options: dict = field(default_factory=dict)
-    """Extra keyword options for the cell (e.g. memory slots)."""
+    """Extra keyword options for the cell: flat (``{slots: 8}``) or keyed by cell name
+    (``{forget-memory: {slots: 8}}``, applied only when that cell is chosen)."""
     encoder_sizes: list[int] = field(default_factory=lambda: [128, 128])
     """Hidden widths of the tanh observation encoder before the cell; [] feeds obs straight in."""
     init_log_std: float = -0.5

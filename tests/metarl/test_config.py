@@ -81,3 +81,12 @@ def test_presets_load_and_default_to_forget_memory(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.agent.cell == "forget-memory"
     assert load_config(CONFIGS / f"{name}.yaml", ["agent.cell=mlp"]).agent.cell == "mlp"
+
+
+def test_keyed_cell_options_apply_only_to_their_cell():
+    from metarl.checkpoint import cell_options_for
+
+    cfg = load_config(CONFIGS / "point_nav.yaml")
+    assert cell_options_for(cfg.agent) == {"slots": 8, "width": 8}
+    assert cell_options_for(load_config(CONFIGS / "point_nav.yaml", ["agent.cell=mlp"]).agent) == {}
+    assert cell_options_for(load_config(None, ["agent.cell_options.slots=4"]).agent) == {"slots": 4}
