@@ -169,6 +169,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
         rngs = ckpt["rng"]
         if len(rngs) == dist.world_size:
             restore_rng(rngs[dist.rank], generator)
+        elif dist.is_main:
+            print(f"note: checkpoint has {len(rngs)} rank(s), this run {dist.world_size}: "
+                  "RNGs start fresh, so the resume is not bit-exact", flush=True)
         c = ckpt["counters"]
         update, env_steps, best = c["update"], c["env_steps"], (c["best_success"], c["best_return"])
     D.broadcast_module(policy)
