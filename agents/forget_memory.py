@@ -10,7 +10,8 @@ Write modes (option ``write_mode``):
 - ``"input"`` (default, fast): write weights w_t, values v_t, forget gates f_t
   and read keys/sharpness all come from x_t alone, so the memory sequence does
   not depend on the controller. Every M_t of a sequence then comes from the
-  chunkwise parallel scan (:mod:`metarl.agents.scan`), each step reads its
+  chunkwise parallel scan (:mod:`metarl.agents.scan`; on CPU, by default, from
+  a memory-only step loop, which is cheaper there: option ``scan``), each step reads its
   M_t (after that step's forget and write) by content addressing, and the
   controller runs as ONE fused ``nn.LSTM`` over ``[x_t; m_t]`` (the document's
   V m_t term) via ``run_fused_rnn``. ``parallel=False`` runs the same math as a
@@ -43,9 +44,11 @@ from torch import Tensor
 from metarl.agents.addressing import content_weights, read
 from metarl.agents.base import State, run_fused_rnn
 from metarl.agents.meta_lstm import MemoryLSTMBase
-from metarl.agents.scan import gated_scan_chunks
+from metarl.agents.scan import gated_scan_chunks, gated_scan_loop
 
 WRITE_MODES = ("input", "controller")
+#: How the input-driven mode computes all memories of a sequence before the fused controller.
+SCANS = ("auto", "chunked", "loop")
 
 
 class ForgetMemoryCell(MemoryLSTMBase):
@@ -54,7 +57,11 @@ class ForgetMemoryCell(MemoryLSTMBase):
     Options: ``slots`` N (32), ``width`` W (32), ``heads`` read heads K (1),
     ``write_mode`` ("input" | "controller"), ``parallel`` (True: chunkwise scan
     in input mode), ``chunk_size`` (32 steps per scan chunk), ``forget_init``
-    (0.9: initial σ of the forget-gate bias).
+    (0.9: initial σ of the forget-gate bias), ``scan`` ("auto" | "chunked" |
+    "loop": how input mode computes every M_t before the fused controller;
+    "auto" = the chunkwise scan on accelerators, a plain memory-only step loop
+    on CPU, where it measured faster: 3.7 s vs 5.2-7.9 s fwd+bwd for
+    T=500, B=40, 32x32 on one busy core).
     State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
     (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
     values computed at each step (at a reset step they act on the initial memory).
@@ -71,7 +78,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
         parallel: bool = True,
         chunk_size: int = 32,
         forget_init: float = 0.9,
+        scan: str = "auto",
     ) -> None:
+        if scan not in SCANS:
+            close = difflib.get_close_matches(scan, SCANS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown scan {scan!r}.{hint} Valid: {', '.join(SCANS)}")
         if write_mode not in WRITE_MODES:
             close = difflib.get_close_matches(write_mode, WRITE_MODES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -93,6 +105,7 @@ class ForgetMemoryCell(MemoryLSTMBase):
         self.write_mode = write_mode
         self.parallel = parallel
         self.chunk_size = chunk_size
+        self.scan = scan
 
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
         if self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
@@ -107,7 +120,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
         # write (B, T, N), value (B, T, W), key (B, T, K, W), beta (B, T, K), log_f (B, T, N)
         mem0 = self.memory0.to(x.dtype)  # (N, W)
         reads, weights = [], []
-        scan = gated_scan_chunks(log_f, write, value, reset.t(), mem, mem0, self.chunk_size)
+        chunked = self.scan == "chunked" or (self.scan == "auto" and x.device.type != "cpu")
+        if chunked:
+            scan = gated_scan_chunks(log_f, write, value, reset.t(), mem, mem0, self.chunk_size)
+        else:  # the memory alone stepped (cheap per step on CPU), read in chunks all the same
+            all_mem = gated_scan_loop(log_f, write, value, reset.t(), mem, mem0)  # (B, T, N, W)
+            scan = ((0, 0, m) for m in all_mem.split(self.chunk_size, dim=1))
         keys, betas = key.split(self.chunk_size, dim=1), beta.split(self.chunk_size, dim=1)
         for (_, _, chunk), k, bt in zip(scan, keys, betas):  # chunk (B, C, N, W)
             w = content_weights(k, chunk, bt)  # (B, C, K, N)

@@ -6,7 +6,9 @@
 Prints one row per cell and device: median seconds over ``--repeats`` timed runs
 (after one warm-up) of ``cell(x, state, reset)`` + ``backward()``, and the ratio
 to ``lstm`` measured in the same run. Extra rows time ``forget-memory`` with
-``parallel=False`` (its own step loop) and ``write_mode="controller"``; the
+``parallel=False`` (its own step loop), ``scan="chunked"`` (the chunkwise scan
+even on CPU, where the default steps the memory alone) and
+``write_mode="controller"``; the
 summary gives the parallel path's speed-up over its loop, for the whole cell and
 for the memory alone (chunkwise scan + content reads vs the step loop).
 Targets (issue 3): parallel >= 5x its loop on CPU, >= 10x on GPU;
@@ -30,6 +32,7 @@ from metarl.agents.scan import gated_scan, gated_scan_loop
 # Variants timed besides each registered cell's defaults: label -> (cell, options).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "forget-memory[loop]": ("forget-memory", {"parallel": False}),
+    "forget-memory[chunked]": ("forget-memory", {"scan": "chunked"}),
     "forget-memory[controller]": ("forget-memory", {"write_mode": "controller"}),
 }
 

@@ -81,10 +81,10 @@ def test_scan_is_finite_for_saturated_gates():
 # --- parallel path vs its own step loop ---------------------------------------------
 
 
-@pytest.mark.parametrize("chunk_size", [4, 16, 32])
-def test_parallel_path_equals_step_loop_with_resets(chunk_size):
+@pytest.mark.parametrize("chunk_size, scan", [(4, "chunked"), (16, "chunked"), (32, "chunked"), (16, "loop")])
+def test_parallel_path_equals_step_loop_with_resets(chunk_size, scan):
     B, T = 3, 37  # T not a multiple of the chunk size
-    cell = build(chunk_size=chunk_size, heads=2)
+    cell = build(chunk_size=chunk_size, heads=2, scan=scan)
     x = torch.randn(T, B, I) * 2
     state = random_state(cell, B)
     reset = resets(T, B)
@@ -192,9 +192,11 @@ def test_controller_mode_gates_depend_on_h_input_mode_gates_do_not():
         assert differs == (not torch.allclose(d1["write_weights"], d2["write_weights"])), mode
 
 
-def test_unknown_write_mode_names_the_valid_ones():
+def test_unknown_write_mode_or_scan_names_the_valid_ones():
     with pytest.raises(ValueError, match=r"'controller'.*Valid: input, controller"):
         build(write_mode="controler")
+    with pytest.raises(ValueError, match=r"'chunked'.*Valid: auto, chunked, loop"):
+        build(scan="chunkd")
 
 
 # --- diagnostics -----------------------------------------------------------------------
@@ -220,7 +222,7 @@ def test_diagnostics_shapes_and_ranges(name, options):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_parallel_path_on_cuda_matches_cpu_step_loop():
     B, T = 4, 70
-    cell = build(chunk_size=32)
+    cell = build(chunk_size=32, scan="auto")  # auto: the chunked scan on CUDA
     x, reset = torch.randn(T, B, I), resets(T, B)
     state = random_state(cell, B)
     cell.parallel = False
