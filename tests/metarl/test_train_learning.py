@@ -61,5 +61,7 @@ def test_memory_agent_improves_across_attempts_and_mlp_does_not(tmp_path, case):
 
     mlp, _, _ = _train_and_evaluate(tmp_path, case, "mlp")
     print(f"{case} mlp by attempt: {np.round(mlp, 3)}")
-    assert mlp[-1] - mlp[0] < margin / 2, "a memoryless agent cannot gain across attempts"
+    # A memoryless agent cannot gain across attempts: what is left is reward noise
+    # (bandit: 128 Bernoulli pulls per attempt, standard error of a difference about 0.06).
+    assert mlp[-1] - mlp[0] < margin, "a memoryless agent cannot gain across attempts"
     assert trained[-1] - trained[0] > (mlp[-1] - mlp[0]) + margin
