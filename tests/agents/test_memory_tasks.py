@@ -138,17 +138,8 @@ def train_and_score(name: str, cfg: TaskConfig, **options) -> float:
         torch.set_num_threads(threads)
 
 
-def _require(name: str) -> None:
-    """Skip (not fail) while a cell's module has not landed yet; its own tests cover it."""
-    try:
-        make_cell(name, 3, 4)
-    except ModuleNotFoundError as err:  # pragma: no cover - only while the tree is incomplete
-        pytest.skip(f"{name} not available yet: {err}")
-
-
 @pytest.mark.parametrize("name", ["lstm", "mann", "forget-memory"])
 def test_memory_cells_learn_recall_with_distractors(name):
-    _require(name)
     acc = train_and_score(name, TaskConfig(task="recall", updates=250))
     assert acc > 0.9, f"{name} recall accuracy {acc:.3f}"
 
