@@ -18,6 +18,12 @@ other ``infos`` arrays (``task_id``, ``goal``, ``attempt``, ``success``,
 just taken, i.e. the ended attempt. ``reset(seed=s)`` seeds env i with
 ``s + i``; ``reset()`` starts a new trial in every env.
 
+Group steps (``split_groups``, ``step_group_async``, ``step_group_wait``)
+step a subset of the envs without waiting: the caller computes one group's
+actions while another group steps, so neither the workers nor the caller
+idle (``metarl.rollout.collect`` pipelines two groups this way). Each worker
+holds envs of every group; its pipe queues the group commands in order.
+
 Workers start with the ``forkserver`` method (fork hangs after the parent
 has rendered); they receive the split's task set with their arguments, so no
 worker rebuilds a Meta-World benchmark. A worker that raises or dies makes
@@ -26,6 +32,7 @@ the next call raise ``RuntimeError`` naming the envs and tasks it held.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import multiprocessing as mp
@@ -160,12 +167,14 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
         conn.send(("ok", None))
         while True:
             cmd, arg = conn.recv()
-            if cmd == "step":
+            if cmd == "step":  # arg: positions in this block to step (None: all)
+                sub_envs = envs if arg is None else [envs[j] for j in arg]
+                sub_indices = indices if arg is None else [indices[j] for j in arg]
                 try:
-                    _step_block(envs, indices, buf)
+                    _step_block(sub_envs, sub_indices, buf)
                 except _EnvFailed as exc:
                     tb = "".join(traceback.format_exception(exc.__cause__))
-                    conn.send(("error", f"{_where(envs, indices, exc.index)} raised:\n{tb}"))
+                    conn.send(("error", f"{_where(sub_envs, sub_indices, exc.index)} raised:\n{tb}"))
                     continue
             elif cmd == "reset":
                 _reset_block(envs, indices, buf, arg)
@@ -240,9 +249,12 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self._layout = _Layout(self.num_envs, probe.observation_space.shape[0], probe.action_space.shape[0])
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
-        self._groups: list[list[int]] = []  # env indices of each worker
+        self._groups: list[list[int]] = []  # env indices of each worker (its block)
         self._local_envs: list[TrialEnv] = []
         self._failed: str | None = None
+        # group steps sent and not yet waited for, oldest first: (env ids, workers told)
+        self._pending: collections.deque[tuple[bytes, list[int]]] = collections.deque()
+        self._plans: dict[bytes, list[tuple[int, list[int]]]] = {}  # env ids -> (worker, block positions)
         if self.num_workers == 0:
             self._shared = bytearray(self._layout.nbytes())
             self._buf = self._layout.views(self._shared)
@@ -260,8 +272,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         # Classes differ up to 7x in step cost and a step waits for the slowest
         # worker: balance the estimated cost of each env's first-trial class.
         classes = self.task_names
-        costs = [spec.step_cost(classes[i % len(classes)]) for i in range(self.num_envs)]
-        for w, indices in enumerate(balance(costs, self.num_workers)):
+        self._costs = [spec.step_cost(classes[i % len(classes)]) for i in range(self.num_envs)]
+        for w, indices in enumerate(balance(self._costs, self.num_workers)):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_worker,
@@ -279,10 +291,11 @@ class TrialVectorEnv(gym.vector.VectorEnv):
 
     # ------------------------------------------------------------ workers
 
-    def _wait_all(self, what: str) -> None:
-        """Collect one reply per worker; raise naming the envs of a failed one."""
+    def _wait_all(self, what: str, workers: list[int] | None = None) -> None:
+        """Collect one reply per worker (of ``workers``, default all); raise naming the envs of a failed one."""
         errors = []
-        for w, (conn, proc) in enumerate(zip(self._conns, self._procs)):
+        for w in range(len(self._conns)) if workers is None else workers:
+            conn, proc = self._conns[w], self._procs[w]
             ready = wait([conn, proc.sentinel])
             try:
                 if conn not in ready and not conn.poll():
@@ -302,6 +315,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
                 errors.append(f"worker {w} while {what}: {msg}")
         if errors:
             self._failed = errors[0]
+            self._pending.clear()
             self.close()
             raise RuntimeError("\n".join(errors))
 
@@ -311,15 +325,25 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         return self.task_names[int(self._buf["task_id"][i])]
 
     def _send_all(self, msg: tuple[str, Any]) -> None:
+        self._send([(w, msg) for w in range(len(self._conns))])
+
+    def _send(self, msgs: list[tuple[int, tuple[str, Any]]]) -> None:
+        """Send each (worker, message); a broken pipe is reported by ``_wait_all``."""
         if self.closed:
             raise RuntimeError(
                 "vector env is closed" + (f" after a failure: {self._failed}" if self._failed else "")
             )
-        for conn in self._conns:
+        for w, msg in msgs:
             try:
-                conn.send(msg)
+                self._conns[w].send(msg)
             except (BrokenPipeError, OSError):
                 pass  # reported by _wait_all with the env details
+
+    def _finish_pending(self) -> None:
+        """Wait for every group step still in flight (before a reset or full step)."""
+        while self._pending:
+            _, workers = self._pending.popleft()
+            self._wait_all("stepping", workers)
 
     # ------------------------------------------------------------ gym API
 
@@ -327,6 +351,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Start a new trial in every env; ``seed`` seeds env i with ``seed + i``."""
+        self._finish_pending()
         if self._local_envs:
             _reset_block(self._local_envs, list(range(self.num_envs)), self._buf, seed)
         else:
@@ -337,15 +362,12 @@ class TrialVectorEnv(gym.vector.VectorEnv):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self._finish_pending()
         self._buf["actions"][:] = np.asarray(actions, dtype=np.float32).reshape(
             self._buf["actions"].shape
         )  # (N, A)
         if self._local_envs:
-            try:
-                _step_block(self._local_envs, list(range(self.num_envs)), self._buf)
-            except _EnvFailed as exc:
-                where = _where(self._local_envs, list(range(self.num_envs)), exc.index)
-                raise RuntimeError(f"{where} raised") from exc.__cause__
+            self._step_local(list(range(self.num_envs)))
         else:
             self._send_all(("step", None))
             self._wait_all("stepping")
@@ -358,10 +380,97 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             self._infos(),
         )
 
-    def _infos(self) -> dict[str, np.ndarray]:
-        infos = {k: self._buf[k].copy() for k in INFO_KEYS}
-        infos["final_obs"] = self._buf["final_obs"].copy()  # (N, D)
+    def _step_local(self, indices: list[int]) -> None:
+        """Step the in-process envs ``indices`` on the actions in the buffer."""
+        envs = [self._local_envs[i] for i in indices]
+        try:
+            _step_block(envs, indices, self._buf)
+        except _EnvFailed as exc:
+            raise RuntimeError(f"{_where(envs, indices, exc.index)} raised") from exc.__cause__
+
+    def _infos(self, env_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        rows = slice(None) if env_ids is None else env_ids
+        infos = {k: self._buf[k][rows].copy() for k in INFO_KEYS}
+        infos["final_obs"] = self._buf["final_obs"][rows].copy()  # (N or G, D)
         return infos
+
+    # ------------------------------------------------------------ group steps
+
+    def split_groups(self, groups: int) -> list[np.ndarray]:
+        """Partition the env indices into ``groups`` sorted arrays for ``step_group_async``.
+
+        Every worker's block is spread over the groups (balanced by step cost
+        within the block), so each worker has envs to step in every group and
+        none idles while another group's actions are computed.
+        """
+        if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= self.num_envs:
+            raise ValueError(f"groups must be an integer in [1, num_envs={self.num_envs}], got {groups!r}")
+        if self._local_envs:  # one process steps everything: contiguous blocks
+            return [np.asarray(g, dtype=np.int64) for g in np.array_split(np.arange(self.num_envs), groups)]
+        out: list[list[int]] = [[] for _ in range(groups)]
+        for block in self._groups:
+            for g, positions in enumerate(balance([self._costs[i] for i in block], groups)):
+                out[g] += [block[j] for j in positions]
+        return [np.asarray(sorted(g), dtype=np.int64) for g in out]
+
+    def _plan(self, env_ids: np.ndarray) -> tuple[bytes, list[tuple[int, list[int]]]]:
+        """(key, [(worker, positions in its block)]) for a group of env indices, cached."""
+        key = env_ids.tobytes()
+        if key not in self._plans:
+            if env_ids.ndim != 1 or len(np.unique(env_ids)) != len(env_ids) or not (
+                    (0 <= env_ids) & (env_ids < self.num_envs)).all():
+                raise ValueError(f"env_ids must be distinct indices in [0, {self.num_envs}), got {env_ids.tolist()}")
+            wanted = set(env_ids.tolist())
+            plan = [(w, [j for j, i in enumerate(block) if i in wanted]) for w, block in enumerate(self._groups)]
+            self._plans[key] = [(w, pos) for w, pos in plan if pos]
+        return key, self._plans[key]
+
+    def step_group_async(self, env_ids: np.ndarray, actions: np.ndarray) -> None:
+        """Start stepping only the envs ``env_ids`` (G,) with ``actions`` (G, A); return at once.
+
+        Collect the results with ``step_group_wait(env_ids)``; several groups
+        may be in flight (disjoint ones: an env must be waited for before it is
+        stepped again) and are waited for in the order they were sent. Envs in
+        process step here, synchronously. ``step``/``reset`` first wait for
+        every group in flight.
+        """
+        env_ids = np.asarray(env_ids, dtype=np.int64)
+        key, plan = self._plan(env_ids)
+        busy = {i for k, _ in self._pending for i in np.frombuffer(k, dtype=np.int64).tolist()}
+        if busy.intersection(env_ids.tolist()):
+            raise ValueError(f"envs {sorted(busy.intersection(env_ids.tolist()))} are still stepping; wait for them first")
+        self._buf["actions"][env_ids] = np.asarray(actions, dtype=np.float32).reshape(
+            len(env_ids), self._buf["actions"].shape[1]
+        )  # (G, A)
+        if self._local_envs:
+            self._step_local(env_ids.tolist())
+            self._pending.append((key, []))
+            return
+        self._send([(w, ("step", positions)) for w, positions in plan])
+        self._pending.append((key, [w for w, _ in plan]))
+
+    def step_group_wait(
+        self, env_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Results of the oldest group step in flight, which must be ``env_ids``; rows in ``env_ids`` order.
+
+        Same as ``step``'s return restricted to those envs: obs (G, D),
+        rewards, terminated, truncated (G,) and infos arrays with leading dim G.
+        """
+        env_ids = np.asarray(env_ids, dtype=np.int64)
+        if not self._pending or self._pending[0][0] != env_ids.tobytes():
+            raise ValueError("step_group_wait must name the oldest group in flight (wait in the order sent)")
+        _, workers = self._pending.popleft()
+        if workers:
+            self._wait_all("stepping", workers)
+        b = self._buf
+        return (
+            b["obs"][env_ids],  # fancy indexing copies
+            b["rewards"][env_ids],
+            b["terminated"][env_ids],
+            b["truncated"][env_ids],
+            self._infos(env_ids),
+        )
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self._local_envs:
