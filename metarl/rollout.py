@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from torch.distributions import Normal
+
+from metarl.agents.policy import LOG_STD_MAX, LOG_STD_MIN
 from metarl.buffer import RolloutBuffer
 from metarl.envs import TRIAL_START
 from metarl.normalize import ObsNormalizer
@@ -73,10 +76,12 @@ class AttemptStats:
         return out
 
 
-def _check_finite(x: np.ndarray, what: str, step: int) -> None:
+def _check_finite(x: np.ndarray, what: str, step: int, env_ids: np.ndarray | None = None) -> None:
+    """Raise ``NonFiniteError`` naming the env; ``env_ids`` maps rows of ``x`` to env indices."""
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise NonFiniteError(f"non-finite {what} at env step {step} (env {int(bad[0])}): {x[tuple(bad)]}")
+        env = int(bad[0]) if env_ids is None else int(env_ids[bad[0]])
+        raise NonFiniteError(f"non-finite {what} at env step {step} (env {env}): {x[tuple(bad)]}")
 
 
 @dataclass
@@ -90,6 +95,46 @@ class Rollout:
     stats: AttemptStats
 
 
+def default_groups(envs) -> int:
+    """Env groups ``collect`` pipelines when not told: 2 when envs step in worker processes, else 1.
+
+    In-process envs step synchronously, so there is nothing to overlap.
+    """
+    return 2 if getattr(envs, "num_workers", 0) > 0 and envs.num_envs >= 2 else 1
+
+
+def _sample_act(policy: torch.nn.Module, obs: torch.Tensor, state: tuple, reset: torch.Tensor, noise: torch.Tensor):
+    """``policy.act`` with its Gaussian draw given: ``noise`` (B, A) standard normal.
+
+    Same numbers as ``policy.act`` sampling that noise itself (``torch.normal``
+    computes ``noise * std + mean``), so a step's noise can be drawn once for
+    all envs and the actions do not depend on how envs are grouped.
+    """
+    out = policy.act(obs, state, reset, deterministic=True)  # action: the mean (B, A)
+    std = policy.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp().expand_as(out.action)  # (B, A)
+    action = noise * std + out.action
+    log_prob = Normal(out.action, std, validate_args=False).log_prob(action).sum(-1)  # (B,)
+    return out._replace(action=action, env_action=action.clamp(-1.0, 1.0), log_prob=log_prob)
+
+
+def _select(state: tuple, rows: torch.Tensor) -> tuple:
+    """The states of envs ``rows`` (batch is dim 0 of every state tensor)."""
+    return tuple(s[rows] for s in state)
+
+
+def _merge(states: list[tuple], rows: list[torch.Tensor], N: int) -> tuple:
+    """One state for all N envs from per-group states (group g holds envs ``rows[g]``)."""
+    if len(states) == 1:
+        return states[0]
+    merged = []
+    for parts in zip(*states):  # the g-th group's tensor of one state component
+        full = parts[0].new_empty((N, *parts[0].shape[1:]))  # (N, ...)
+        for part, r in zip(parts, rows):
+            full.index_copy_(0, r, part)
+        merged.append(full)
+    return tuple(merged)
+
+
 @torch.no_grad()
 def collect(
     envs,
@@ -99,48 +144,92 @@ def collect(
     seed: int,
     step0: int = 0,
     should_stop=None,
+    groups: int | None = None,
 ) -> Rollout | None:
-    """Fill ``buffer`` with one trial per env; None if ``should_stop()`` turned true mid-way."""
+    """Fill ``buffer`` with one trial per env; None if ``should_stop()`` turned true mid-way.
+
+    ``groups`` > 1 pipelines that many env groups (``envs.split_groups``):
+    the policy acts for one group while the others step, at one policy
+    forward per group per step. The buffer, stats and states equal those of
+    ``groups=1`` (each step's action noise is drawn once for all envs).
+    None: ``default_groups(envs)``.
+    """
     T, N, device = buffer.T, buffer.N, buffer.device
+    G = default_groups(envs) if groups is None else groups
     k = envs.episodes_per_trial
     obs, _ = envs.reset(seed=seed)
+    ids = [np.arange(N)] if G == 1 else envs.split_groups(G)  # env indices per group
+    rows = [slice(None)] if G == 1 else [torch.as_tensor(i, device=device) for i in ids]
     raw_obs = np.empty((T, N, obs.shape[-1]), dtype=np.float32)
     rewards = np.empty((T, N), dtype=np.float32)
     stats = AttemptStats(k)
     ended = np.zeros(N, dtype=np.int64)  # attempts ended so far per env
     state = policy.initial_state(N, device)
-    infos: dict = {}
-    for t in range(T):
-        step = step0 + t * N
-        _check_finite(obs, "observation", step)
-        raw_obs[t] = obs
-        x = obs_norm(obs) if obs_norm is not None else obs
-        obs_t = torch.from_numpy(x).to(device, non_blocking=True)  # (N, D)
-        reset = obs_t[:, TRIAL_START] > 0.5  # (N,) flags are never normalised
-        buffer.store_state(t, state)
-        out = policy.act(obs_t, state, reset)
-        buffer.obs[t] = obs_t
-        buffer.resets[t] = reset
-        buffer.actions[t] = out.action
-        buffer.log_probs[t] = out.log_prob
-        buffer.values[t] = out.value
-        state = out.state
-        obs, reward, terminated, truncated, infos = envs.step(out.env_action.cpu().numpy())
-        _check_finite(np.asarray(reward, dtype=np.float64), "reward", step)
-        rewards[t] = reward
-        done = np.logical_or(terminated, truncated)
+    states = [state] if G == 1 else [_select(state, r) for r in rows]
+    obs_g = [obs[i] for i in ids]  # the obs each group acts on next, (N_g, D)
+    # results of the step in flight, filled group by group: done, success, return, trial end, final obs
+    done, ep_success, ep_return = np.zeros(N, bool), np.zeros(N, bool), np.zeros(N)
+    trial_end, final_obs = np.zeros(N, bool), np.zeros_like(obs)
+
+    def receive(g: int, t: int) -> None:
+        """Results of group g's step t: its next obs, rewards, attempt ends."""
+        i = ids[g]
+        o, r, term, trunc, infos = last_step if G == 1 else envs.step_group_wait(i)
+        _check_finite(np.asarray(r, dtype=np.float64), "reward", step0 + t * N, i)
+        obs_g[g], rewards[t, i] = o, r
+        done[i] = np.logical_or(term, trunc)
+        ep_success[i], ep_return[i] = infos["episode_success"], infos["episode_return"]
+        trial_end[i], final_obs[i] = infos["trial_end"], infos["final_obs"]
+
+    def finish_step() -> bool:
+        """Book a step all groups received (in env order, as one batch); True to stop."""
         if done.any():
             idx = np.flatnonzero(done)
-            stats.add(np.minimum(ended[idx], k - 1), infos["episode_success"][idx], infos["episode_return"][idx])
+            stats.add(np.minimum(ended[idx], k - 1), ep_success[idx], ep_return[idx])
             ended[idx] += 1
-        if should_stop is not None and should_stop():
-            return None
-    if not np.all(infos["trial_end"]):
+        return should_stop is not None and should_stop()
+
+    # A stop or error may leave group steps in flight: the env's next reset finishes them.
+    for t in range(T):
+        step = step0 + t * N
+        if t % buffer.L == 0:
+            buffer.store_state(t, _merge(states, rows, N))
+        noise = None if G == 1 else torch.randn(N, envs.single_action_space.shape[0], device=device)  # (N, A)
+        for g in range(G):
+            if t > 0:
+                receive(g, t - 1)
+                if g == G - 1 and finish_step():
+                    return None
+            i, r = ids[g], rows[g]
+            _check_finite(obs_g[g], "observation", step, i)
+            raw_obs[t, i] = obs_g[g]
+            x = obs_norm(obs_g[g]) if obs_norm is not None else obs_g[g]
+            obs_t = torch.from_numpy(x).to(device, non_blocking=True)  # (N_g, D)
+            reset = obs_t[:, TRIAL_START] > 0.5  # (N_g,) flags are never normalised
+            if noise is None:
+                out = policy.act(obs_t, states[g], reset)
+            else:
+                out = _sample_act(policy, obs_t, states[g], reset, noise[r])
+            buffer.obs[t][r] = obs_t
+            buffer.resets[t][r] = reset
+            buffer.actions[t][r] = out.action
+            buffer.log_probs[t][r] = out.log_prob
+            buffer.values[t][r] = out.value
+            states[g] = out.state
+            if G == 1:
+                last_step = envs.step(out.env_action.cpu().numpy())
+            else:
+                envs.step_group_async(i, out.env_action.cpu().numpy())
+    for g in range(G):
+        receive(g, T - 1)
+    if finish_step():
+        return None
+    if not np.all(trial_end):
         raise RuntimeError(
-            f"trial misaligned: after {T} steps only {int(np.sum(infos['trial_end']))}/{N} envs ended their trial"
+            f"trial misaligned: after {T} steps only {int(np.sum(trial_end))}/{N} envs ended their trial"
         )
     buffer.rewards.copy_(torch.from_numpy(rewards))
-    return Rollout(raw_obs, rewards, np.asarray(infos["final_obs"], dtype=np.float32), state, stats)
+    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), _merge(states, rows, N), stats)
 
 
 @torch.no_grad()
