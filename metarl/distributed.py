@@ -1,13 +1,13 @@
 """Data-parallel training across processes (``torchrun``) with ``torch.distributed``.
 
-Each rank runs its own env workers with its own seed stream; gradients are
-averaged with one flattened all-reduce per optimiser step, parameters are
-broadcast from rank 0 at start, and normaliser statistics are merged from
-every rank's rollout, so all ranks hold identical models. Only rank 0 writes.
-
-We all-reduce gradients ourselves instead of wrapping the policy in
-``DistributedDataParallel``: PPO calls ``policy.evaluate`` (not ``forward``),
-which DDP's hooks do not see; the explicit reduction is the same arithmetic.
+Each rank runs its own env workers with its own seed stream. The learner is
+the policy wrapped in ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA):
+DDP copies rank 0's parameters to every rank when it is built and averages
+gradients during each backward. PPO's learner pass is ``policy.evaluate``, not
+``forward``, so DDP wraps :class:`EvaluateForward`, whose ``forward`` is
+``evaluate``; collection and evaluation call the plain policy. Normaliser
+statistics are merged from every rank's rollout, so all ranks hold identical
+models. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -60,27 +61,36 @@ def rank_device(device: torch.device, info: DistInfo) -> torch.device:
     return device
 
 
-def broadcast_module(module: torch.nn.Module) -> None:
-    """Copy rank 0's parameters and buffers to every rank."""
-    if not dist.is_initialized():
-        return
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, src=0)
+class EvaluateForward(nn.Module):
+    """``policy.evaluate`` as ``forward``, so DDP's hooks see PPO's learner pass."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor, state: tuple, reset: torch.Tensor, actions: torch.Tensor):
+        """(log_prob, entropy, value), each (T, B): see ``ActorCritic.evaluate``."""
+        return self.policy.evaluate(obs, state, reset, actions)
 
 
-def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Average gradients across ranks with one flattened all-reduce."""
+def ddp_learner(policy: nn.Module, device: torch.device) -> nn.Module:
+    """The module PPO calls for ``evaluate``: DDP-wrapped when a process group is up, else plain.
+
+    Building the DDP wrapper broadcasts rank 0's parameters and buffers, so call
+    it after a checkpoint is loaded. Every parameter gets a gradient from the
+    PPO loss (tested for every registered cell), hence
+    ``find_unused_parameters=False``. Buffers keep DDP's default (re-broadcast
+    from rank 0 at each forward; only ``mann`` has one, a constant).
+    Checkpoints save ``policy.state_dict()``, not the wrapper's.
+    """
+    learner = EvaluateForward(policy)
     if not dist.is_initialized():
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    for p, g in zip(params, _unflatten_dense_tensors(flat, grads)):
-        if p.grad is None:
-            p.grad = g
-        else:
-            p.grad.copy_(g)
+        return learner
+    return DistributedDataParallel(
+        learner,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=False,
+    )
 
 
 def _comm_device() -> torch.device:

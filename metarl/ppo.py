@@ -70,24 +70,27 @@ def ppo_update(
     buffer: RolloutBuffer,
     cfg: PPOConfig,
     generator: torch.Generator,
-    sync_grads: Callable[[list[torch.nn.Parameter]], None] | None = None,
+    learner: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
     sync_scalar: Callable[[float], float] | None = None,
     step: int = 0,
 ) -> dict[str, float]:
     """``cfg.epochs`` passes of minibatch SGD over the buffer; returns ``losses/...`` metrics.
 
-    ``sync_grads`` all-reduces gradients across ranks (data parallel);
-    ``sync_scalar`` averages a float across ranks (for the target-KL stop, so
-    every rank runs the same number of steps).
+    ``learner(obs, state, reset, actions)`` computes ``policy.evaluate`` for the
+    loss; data parallel passes :func:`metarl.distributed.ddp_learner`'s DDP
+    wrapper, whose backward averages gradients across ranks (default: the
+    plain ``policy.evaluate``). ``sync_scalar`` averages a float across ranks
+    (for the target-KL stop, so every rank runs the same number of steps).
     """
     params = [p for p in policy.parameters() if p.requires_grad]
+    evaluate = learner if learner is not None else policy.evaluate
     sums: dict[str, float] = {}
     n = 0
     first_ratio_dev = float("nan")
     stop = False
     for epoch in range(cfg.epochs):
         for mb in buffer.minibatches(cfg.num_minibatches, generator):
-            log_prob, entropy, value = policy.evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
+            log_prob, entropy, value = evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
             terms = ppo_loss(log_prob, entropy, value, mb, cfg)
             if not torch.isfinite(terms.loss):
                 raise NonFiniteError(
@@ -95,9 +98,7 @@ def ppo_update(
                     f"value {terms.value_loss.item():.4g}, entropy {terms.entropy.item():.4g}"
                 )
             optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            if sync_grads is not None:
-                sync_grads(params)
+            terms.loss.backward()  # a DDP learner all-reduces (averages) gradients here
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise NonFiniteError(f"non-finite gradient norm at env step {step} (epoch {epoch})")

@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                   "RNGs start fresh, so the resume is not bit-exact", flush=True)
         c = ckpt["counters"]
         update, env_steps, best = c["update"], c["env_steps"], (c["best_success"], c["best_return"])
-    D.broadcast_module(policy)
+    learner = D.ddp_learner(policy, device)  # DDP under torchrun (copies rank 0's parameters); checkpoints save `policy`
 
     logger = MetricsLogger(
         run_dir,
@@ -286,7 +286,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
             buffer.returns.copy_(ret)
             losses = ppo_update(
                 policy, optimizer, buffer, cfg.ppo, generator,
-                sync_grads=D.all_reduce_grads if dist.enabled else None,
+                learner=learner,
                 sync_scalar=D.all_reduce_mean if dist.enabled else None,
                 step=env_steps,
             )
