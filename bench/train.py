@@ -2,8 +2,13 @@
 
 Prints, from one run on the same vector env and cores:
   1. random-action env steps/s (the vector env alone),
-  2. collection env steps/s with the policy in the loop (one batched forward per step),
-  3. full training env steps/s (collection + PPO updates),
+  2. collection env steps/s with the policy in the loop, sequential (one
+     batched forward, then one vector step) and pipelined (``--groups`` env
+     groups: the policy acts for one while the others step), timed
+     alternately on one env, with the share of collection time spent in the
+     policy forward and waiting for the envs (from a separate timed pass),
+  3. full training env steps/s (collection + PPO updates; the trainer's
+     collection uses ``collect``'s default grouping),
 and the ratios 2/1 (target >= 0.9) and 3/1 (target >= 0.5).
 
 Runs on CPU or CUDA (``--device auto`` picks CUDA when available). Examples:
@@ -26,8 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metarl.buffer import RolloutBuffer, chunk_length
+from metarl.checkpoint import build_policy
 from metarl.config import load_config
-from metarl.rollout import make_envs
+from metarl.normalize import ObsNormalizer
+from metarl.rollout import collect, make_envs
 from metarl.train import train
 
 
@@ -44,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bptt", type=int, default=100, help="truncated-BPTT chunk length (0: whole trials)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--minibatches", type=int, default=2)
+    p.add_argument("--groups", type=int, default=2, help="env groups of the pipelined collection")
+    p.add_argument("--trials", type=int, default=3, help="timed collections per grouping (median)")
     p.add_argument("--updates", type=int, default=4, help="training updates to time (one trial per env each)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads for the update (0: default)")
@@ -70,6 +80,60 @@ def random_action_sps(cfg, trials: int) -> float:
     return statistics.median(rates)
 
 
+class _Timed:
+    """Wraps a callable, summing its wall time (synchronising CUDA so GPU work is counted)."""
+
+    def __init__(self, fn, cuda: bool) -> None:
+        self.fn, self.cuda, self.seconds = fn, cuda, 0.0
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = self.fn(*args, **kwargs)
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def collection_sps(cfg, device: torch.device, groups: list[int], trials: int) -> dict[int, dict[str, float]]:
+    """Per grouping: median collection steps/s over ``trials`` (groupings alternate, after a
+    warm-up), and from one more timed pass the shares of collection time in ``policy.act``
+    and in waiting for env steps."""
+    envs = make_envs(cfg.env, "train", cfg.env.num_envs)
+    N, T = envs.num_envs, envs.trial_length
+    D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+    policy = build_policy(cfg, D, A).to(device)
+    buffer = RolloutBuffer(T, N, D, A, chunk_length(T, cfg.ppo.bptt_len), device)
+    mask = np.zeros(D, dtype=bool)
+    mask[: D - A - 3] = True  # env dims, as the trainer normalises by default
+    obs_norm = ObsNormalizer(mask)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # as the trainer collects
+    rates: dict[int, list[float]] = {g: [] for g in groups}
+    for trial in range(trials + 1):
+        for g in groups:
+            t0 = time.perf_counter()
+            collect(envs, policy, buffer, obs_norm, seed=trial, groups=g)
+            if trial:  # the first round warms up
+                rates[g].append(N * T / (time.perf_counter() - t0))
+    out = {}
+    cuda = device.type == "cuda"
+    for g in groups:
+        act = policy.act = _Timed(type(policy).act.__get__(policy), cuda)
+        name = "step" if g == 1 else "step_group_wait"
+        wait = _Timed(getattr(envs, name), False)
+        setattr(envs, name, wait)
+        t0 = time.perf_counter()
+        collect(envs, policy, buffer, obs_norm, seed=0, groups=g)
+        total = time.perf_counter() - t0
+        del policy.act
+        delattr(envs, name)
+        out[g] = {"sps": statistics.median(rates[g]), "policy_share": act.seconds / total,
+                  "env_wait_share": wait.seconds / total}
+    envs.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
     encoder = "[" + a.encoder + "]" if a.encoder else "[]"
@@ -87,22 +151,35 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.total_steps = steps_per_update * (a.updates + 1)  # the first update (warm-up) is not counted
 
     random_sps = random_action_sps(cfg, trials=3)
+    device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
+                          ("cpu" if a.device == "auto" else a.device))
+    groups = [1, a.groups]
+    coll = collection_sps(cfg, device, groups, a.trials)
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as d:
         train(cfg, d)
         with open(Path(d) / "metrics.csv", newline="") as f:
             rows = list(csv.DictReader(f))[1:]
     collect_sps = statistics.median(float(r["charts/collect_sps"]) for r in rows)
     train_sps = statistics.median(float(r["charts/sps"]) for r in rows)
-    device = "cuda" if (a.device == "auto" and torch.cuda.is_available()) or a.device.startswith("cuda") else "cpu"
+    seq, pipe = coll[1], coll[a.groups]
     out = {
         "benchmark": a.benchmark, "num_envs": a.num_envs, "trial_length": a.episodes_per_trial * a.max_episode_steps,
-        "cell": a.cell, "device": device, "torch_threads": torch.get_num_threads(),
-        "random_sps": random_sps, "collect_sps": collect_sps, "train_sps": train_sps,
-        "collect_ratio": collect_sps / random_sps, "train_ratio": train_sps / random_sps,
+        "cell": a.cell, "device": device.type, "torch_threads": threads, "groups": a.groups,
+        "random_sps": random_sps, "collect_seq_sps": seq["sps"], "collect_pipelined_sps": pipe["sps"],
+        "collect_seq_ratio": seq["sps"] / random_sps, "collect_pipelined_ratio": pipe["sps"] / random_sps,
+        "collect_seq_shares": {k: v for k, v in seq.items() if k != "sps"},
+        "collect_pipelined_shares": {k: v for k, v in pipe.items() if k != "sps"},
+        "train_collect_sps": collect_sps, "train_sps": train_sps,
+        "train_collect_ratio": collect_sps / random_sps, "train_ratio": train_sps / random_sps,
     }
-    print(f"{a.benchmark}  {a.num_envs} envs  trial {out['trial_length']} steps  cell {a.cell}  device {device}")
+    print(f"{a.benchmark}  {a.num_envs} envs  trial {out['trial_length']} steps  cell {a.cell}  device {device.type}")
     print(f"random actions      {random_sps:10.0f} env steps/s")
-    print(f"collect with policy {collect_sps:10.0f} env steps/s   ratio {out['collect_ratio']:.2f} (target >= 0.9)")
+    for label, c in (("collect sequential ", seq), (f"collect {a.groups} groups ", pipe)):
+        print(f"{label} {c['sps']:10.0f} env steps/s   ratio {c['sps'] / random_sps:.2f} (target >= 0.9)"
+              f"   time: policy {c['policy_share']:.0%}, env wait {c['env_wait_share']:.0%}")
+    print(f"collect in training {collect_sps:10.0f} env steps/s   ratio {out['train_collect_ratio']:.2f} "
+          f"(collect's default grouping)")
     print(f"full training       {train_sps:10.0f} env steps/s   ratio {out['train_ratio']:.2f} (target >= 0.5)")
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))

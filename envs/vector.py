@@ -254,6 +254,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self._failed: str | None = None
         # group steps sent and not yet waited for, oldest first: (env ids, workers told)
         self._pending: collections.deque[tuple[bytes, list[int]]] = collections.deque()
+        self._busy = np.zeros(self.num_envs, dtype=bool)  # envs in a group step in flight
         self._plans: dict[bytes, list[tuple[int, list[int]]]] = {}  # env ids -> (worker, block positions)
         if self.num_workers == 0:
             self._shared = bytearray(self._layout.nbytes())
@@ -316,6 +317,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         if errors:
             self._failed = errors[0]
             self._pending.clear()
+            self._busy[:] = False
             self.close()
             raise RuntimeError("\n".join(errors))
 
@@ -344,6 +346,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         while self._pending:
             _, workers = self._pending.popleft()
             self._wait_all("stepping", workers)
+        self._busy[:] = False
 
     # ------------------------------------------------------------ gym API
 
@@ -436,9 +439,9 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         """
         env_ids = np.asarray(env_ids, dtype=np.int64)
         key, plan = self._plan(env_ids)
-        busy = {i for k, _ in self._pending for i in np.frombuffer(k, dtype=np.int64).tolist()}
-        if busy.intersection(env_ids.tolist()):
-            raise ValueError(f"envs {sorted(busy.intersection(env_ids.tolist()))} are still stepping; wait for them first")
+        if self._busy[env_ids].any():
+            raise ValueError(f"envs {env_ids[self._busy[env_ids]].tolist()} are still stepping; wait for them first")
+        self._busy[env_ids] = True
         self._buf["actions"][env_ids] = np.asarray(actions, dtype=np.float32).reshape(
             len(env_ids), self._buf["actions"].shape[1]
         )  # (G, A)
@@ -461,6 +464,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         if not self._pending or self._pending[0][0] != env_ids.tobytes():
             raise ValueError("step_group_wait must name the oldest group in flight (wait in the order sent)")
         _, workers = self._pending.popleft()
+        self._busy[env_ids] = False
         if workers:
             self._wait_all("stepping", workers)
         b = self._buf

@@ -40,6 +40,10 @@ class EnvConfig:
     """Scale of the previous-reward input in the observation; None keeps the benchmark's default."""
     workers: int | None = None
     """Env worker processes: None = the envs layer's choice (in-process for toys, else one per CPU); 0 = in-process."""
+    collect_groups: int = 1
+    """Env groups pipelined during collection (the policy acts for one group while the others
+    step; results equal 1 group's up to matmul rounding). 1 = sequential. Pays only when a policy
+    forward is cheaper than the envs' step: measured slower on 2 shared cores (bench/train.py)."""
     eval_num_envs: int = 0
     """Envs for the held-out evaluation; 0 = as many as env.num_envs."""
     eval_trials: int = 1

@@ -95,14 +95,6 @@ class Rollout:
     stats: AttemptStats
 
 
-def default_groups(envs) -> int:
-    """Env groups ``collect`` pipelines when not told: 2 when envs step in worker processes, else 1.
-
-    In-process envs step synchronously, so there is nothing to overlap.
-    """
-    return 2 if getattr(envs, "num_workers", 0) > 0 and envs.num_envs >= 2 else 1
-
-
 def _sample_act(policy: torch.nn.Module, obs: torch.Tensor, state: tuple, reset: torch.Tensor, noise: torch.Tensor):
     """``policy.act`` with its Gaussian draw given: ``noise`` (B, A) standard normal.
 
@@ -144,18 +136,21 @@ def collect(
     seed: int,
     step0: int = 0,
     should_stop=None,
-    groups: int | None = None,
+    groups: int = 1,
 ) -> Rollout | None:
     """Fill ``buffer`` with one trial per env; None if ``should_stop()`` turned true mid-way.
 
     ``groups`` > 1 pipelines that many env groups (``envs.split_groups``):
     the policy acts for one group while the others step, at one policy
     forward per group per step. The buffer, stats and states equal those of
-    ``groups=1`` (each step's action noise is drawn once for all envs).
-    None: ``default_groups(envs)``.
+    ``groups=1`` up to matmul rounding (each step's action noise is drawn once
+    for all envs). It pays only where a policy forward costs less than the
+    envs' step (measured in ``bench/train.py``): on 2 shared cores it loses.
     """
     T, N, device = buffer.T, buffer.N, buffer.device
-    G = default_groups(envs) if groups is None else groups
+    if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= N:
+        raise ValueError(f"groups must be an integer in [1, num_envs={N}], got {groups!r}")
+    G = groups
     k = envs.episodes_per_trial
     obs, _ = envs.reset(seed=seed)
     ids = [np.arange(N)] if G == 1 else envs.split_groups(G)  # env indices per group

@@ -11,7 +11,7 @@ from metarl.agents import make_policy
 from metarl.buffer import RolloutBuffer
 from metarl.envs import make_vec
 from metarl.normalize import ObsNormalizer
-from metarl.rollout import _sample_act, collect, default_groups
+from metarl.rollout import _sample_act, collect
 
 K, L, N = 2, 20, 4  # attempts per trial, steps per attempt, envs
 
@@ -78,19 +78,17 @@ def test_pipelined_collection_equals_sequential(benchmark: str, workers: int, ce
         envs.close()
 
 
-def test_stop_mid_way_leaves_the_env_usable_and_the_default_pipelines_workers() -> None:
+def test_stop_mid_way_leaves_the_env_usable() -> None:
     envs, policy, obs_norm = _setup("ML1/reach-v3", 2, "forget-memory")
     try:
-        assert default_groups(envs) == 2
         calls = []
         stopped = _collect(envs, policy, 2, obs_norm, should_stop=lambda: calls.append(1) or len(calls) >= 7)
         assert stopped[1] is None and len(calls) == 7  # one check per finished step
-        _assert_same(_collect(envs, policy, 1, obs_norm), _collect(envs, policy, None, obs_norm))
+        _assert_same(_collect(envs, policy, 1, obs_norm), _collect(envs, policy, 2, obs_norm))
+        with pytest.raises(ValueError, match="groups must be"):
+            _collect(envs, policy, 0, obs_norm)
     finally:
         envs.close()
-    envs = make_vec("point-nav", num_envs=N, workers=0)
-    assert default_groups(envs) == 1
-    envs.close()
 
 
 @pytest.mark.parametrize("cell", ["forget-memory", "mlp"])
