@@ -11,9 +11,11 @@ point-nav
     (2,). Action (2,) in [-1, 1] moves the point by ``0.1 * action``. Reward
     ``-distance`` to the goal (dense); success while within 0.15 of it.
     Episodes last 20 steps; 10 steps reach the circle from the origin.
-    Splits: the half circle is cut into 8 equal sectors; train goals lie in
-    the even sectors, test goals in the odd ones (disjoint angle ranges), 50
-    goals each, drawn with a fixed seed. Caveat of any dense distance reward:
+    Splits: 50 train and 50 test goal angles, uniform on [0, pi], drawn with
+    different fixed seeds (unseen goals from the same distribution, like
+    Meta-World's ML1). An earlier version put train and test goals in
+    alternating sectors of the half circle; agents then learned the four
+    train sectors and walked away from test goals on later attempts. Caveat of any dense distance reward:
     (position, previous reward) pins the goal to two points, so a memoryless
     policy could still home in within an attempt; what it cannot do is start
     later attempts any better than the first.
@@ -69,14 +71,9 @@ class PointNavBenchmark(_ToyBenchmark):
     name = "point-nav"
     default_episodes_per_trial = 4
     default_max_episode_steps = 20
-    SECTORS = 8
 
     def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
-        width = math.pi / self.SECTORS
-        first = 0 if split == "train" else 1
-        sectors = rng.choice(np.arange(first, self.SECTORS, 2), size=NUM_GOALS)
-        angles = (sectors + rng.uniform(0.0, 1.0, NUM_GOALS)) * width
-        return [float(a) for a in angles]
+        return [float(a) for a in rng.uniform(0.0, math.pi, NUM_GOALS)]
 
     def observation_space(self) -> gym.spaces.Box:
         return gym.spaces.Box(-PointNavCore.BOUND, PointNavCore.BOUND, (2,), dtype=np.float32)

@@ -52,13 +52,7 @@ def _train_and_evaluate(tmp_path, case: str, cell: str):
     return trained, untrained, margin
 
 
-# point-nav: at 300k steps the forget-memory agent beats an untrained one (-14 vs -20
-# on its first attempt) but does not yet use its memory across attempts (last attempt
-# -17.5, measured 2026-11-27): a known failure of the learner's tuning, kept visible.
-POINT_NAV_OPEN = pytest.mark.xfail(reason="point-nav: no gain across attempts yet at 300k steps", strict=False)
-
-
-@pytest.mark.parametrize("case", [pytest.param("point_nav", marks=POINT_NAV_OPEN), "bandit"])
+@pytest.mark.parametrize("case", ["point_nav", "bandit"])
 def test_memory_agent_improves_across_attempts_and_mlp_does_not(tmp_path, case):
     trained, untrained, margin = _train_and_evaluate(tmp_path, case, "forget-memory")
     print(f"{case} forget-memory by attempt: trained {np.round(trained, 3)}, untrained {np.round(untrained, 3)}")
