@@ -6,7 +6,7 @@ Prints, from one run on the same vector env and cores:
      batched forward, then one vector step) and pipelined (``--groups`` env
      groups: the policy acts for one while the others step), timed
      alternately on one env, with the share of collection time spent in the
-     policy forward and waiting for the envs (from a separate timed pass),
+     policy forward and in env calls (send + wait; from a separate timed pass),
   3. full training env steps/s (collection + PPO updates; the trainer's
      collection uses ``collect``'s default grouping),
 and the ratios 2/1 (target >= 0.9) and 3/1 (target >= 0.5).
@@ -98,7 +98,7 @@ class _Timed:
 def collection_sps(cfg, device: torch.device, groups: list[int], trials: int) -> dict[int, dict[str, float]]:
     """Per grouping: median collection steps/s over ``trials`` (groupings alternate, after a
     warm-up), and from one more timed pass the shares of collection time in ``policy.act``
-    and in waiting for env steps."""
+    and in env calls (sending actions and waiting for the step)."""
     envs = make_envs(cfg.env, "train", cfg.env.num_envs)
     N, T = envs.num_envs, envs.trial_length
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
@@ -120,16 +120,18 @@ def collection_sps(cfg, device: torch.device, groups: list[int], trials: int) ->
     cuda = device.type == "cuda"
     for g in groups:
         act = policy.act = _Timed(type(policy).act.__get__(policy), cuda)
-        name = "step" if g == 1 else "step_group_wait"
-        wait = _Timed(getattr(envs, name), False)
-        setattr(envs, name, wait)
+        names = ["step"] if g == 1 else ["step_group_async", "step_group_wait"]  # send + wait
+        env_calls = [_Timed(getattr(envs, name), False) for name in names]
+        for name, timed in zip(names, env_calls):
+            setattr(envs, name, timed)
         t0 = time.perf_counter()
         collect(envs, policy, buffer, obs_norm, seed=0, groups=g)
         total = time.perf_counter() - t0
         del policy.act
-        delattr(envs, name)
+        for name in names:
+            delattr(envs, name)
         out[g] = {"sps": statistics.median(rates[g]), "policy_share": act.seconds / total,
-                  "env_wait_share": wait.seconds / total}
+                  "env_wait_share": sum(c.seconds for c in env_calls) / total}
     envs.close()
     return out
 
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"random actions      {random_sps:10.0f} env steps/s")
     for label, c in (("collect sequential ", seq), (f"collect {a.groups} groups ", pipe)):
         print(f"{label} {c['sps']:10.0f} env steps/s   ratio {c['sps'] / random_sps:.2f} (target >= 0.9)"
-              f"   time: policy {c['policy_share']:.0%}, env wait {c['env_wait_share']:.0%}")
+              f"   time: policy {c['policy_share']:.0%}, env calls {c['env_wait_share']:.0%}")
     print(f"collect in training {collect_sps:10.0f} env steps/s   ratio {out['train_collect_ratio']:.2f} "
           f"(collect's default grouping)")
     print(f"full training       {train_sps:10.0f} env steps/s   ratio {out['train_ratio']:.2f} (target >= 0.5)")

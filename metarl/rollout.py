@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
 from torch.distributions import Normal
 
 from metarl.agents.policy import LOG_STD_MAX, LOG_STD_MIN
