@@ -98,7 +98,9 @@ class ActorCritic(nn.Module):
     def _dist(self, h: Tensor) -> torch.distributions.Normal:
         mean = torch.tanh(self.actor_mean(h))  # (..., A) in [-1, 1]
         log_std = self.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).expand_as(mean)
-        return torch.distributions.Normal(mean, log_std.exp())
+        # No argument validation: its checks are host syncs (3 per rollout step), which stall
+        # CUDA kernel launches; mean and std are finite by construction (tanh, clamped log-std).
+        return torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
 
     def act(
         self,

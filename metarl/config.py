@@ -350,6 +350,7 @@ def validate(cfg: TrainConfig) -> None:
         "total_steps": cfg.total_steps,
         "env.num_envs": cfg.env.num_envs,
         "env.eval_trials": cfg.env.eval_trials,
+        "env.collect_groups": cfg.env.collect_groups,
         "agent.hidden_size": cfg.agent.hidden_size,
         "ppo.epochs": cfg.ppo.epochs,
         "ppo.num_minibatches": cfg.ppo.num_minibatches,
@@ -373,6 +374,10 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg.env, key)
         if value is not None and value < 1:
             raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
+    if cfg.env.collect_groups > cfg.env.num_envs:
+        raise ConfigError(
+            f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"
+        )
     if cfg.env.workers is not None and cfg.env.workers < 0:
         raise ConfigError(f"config key 'env.workers' must be >= 0, got {cfg.env.workers}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:

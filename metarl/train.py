@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 torch.set_num_threads(1)  # small batched forwards; leave the cores to the env workers
             rollout = collect(
                 envs, policy, buffer, obs_norm, derive_seed(cfg.seed, dist.rank, update), env_steps,
-                None if dist.enabled else stop,
+                None if dist.enabled else stop, groups=cfg.env.collect_groups,
             )
             torch.set_num_threads(update_threads)
             if rollout is None:
