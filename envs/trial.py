@@ -14,6 +14,13 @@ Reset rules:
 - ``reset()`` after an unfinished trial starts its next attempt (same task;
   previous action/reward carried over); after the trial's last attempt, or
   with ``options={"new_trial": True}``, it draws a new task.
+- ``reset(options={"task": (cls, goal)})`` starts a new trial of that task
+  (``cls`` a class name or index into the split's classes, ``goal`` an index
+  into that class's goals; with ``seed`` too, the seed still reseeds). A
+  pinned trial draws no goal from the env's generator but counts in the
+  round-robin below. An unknown class or an out-of-range goal is a one-line
+  ``ValueError`` naming what is valid. Evaluation pins tasks to play each
+  held-out goal once; without the option the draws are unchanged.
 
 Task choice: the class is round-robin, ``classes[(env_index + k * num_envs) %
 C]`` for the env's k-th trial since seeding, so N envs together cover all
@@ -43,6 +50,28 @@ def check_positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
+    """(class index, goal index) of ``task`` = (class name or index, goal index); one-line ValueError if invalid."""
+    classes = task_set.classes
+    if not isinstance(task, (tuple, list)) or len(task) != 2:
+        raise ValueError(f"task must be a (class, goal index) pair, got {task!r}")
+    cls, goal = task
+    if isinstance(cls, str):
+        if cls not in classes:
+            raise ValueError(f"unknown task class {cls!r} in {task_set.benchmark}/{task_set.split}; "
+                             f"valid: {', '.join(classes)}")
+        c = classes.index(cls)
+    elif isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= cls < len(classes):
+        c = int(cls)
+    else:
+        raise ValueError(f"task class must be a name or an index in [0, {len(classes)}), got {cls!r}; "
+                         f"valid: {', '.join(classes)}")
+    n = len(task_set.goals[classes[c]])
+    if isinstance(goal, bool) or not isinstance(goal, (int, np.integer)) or not 0 <= goal < n:
+        raise ValueError(f"goal index must be an integer in [0, {n}) for class {classes[c]!r}, got {goal!r}")
+    return c, int(goal)
 
 
 class TrialEnv(gym.Env):
@@ -143,13 +172,17 @@ class TrialEnv(gym.Env):
         self._cores[name] = core
         return core
 
-    def _start_trial(self) -> None:
+    def _start_trial(self, task: tuple[int, int] | None = None) -> None:
+        """Start a trial of ``task`` (class index, goal index), or of the next round-robin class and a drawn goal."""
         classes = self.task_set.classes
-        self._task_id = (self.env_index + self._trial * self.num_envs) % len(classes)
+        if task is None:
+            self._task_id = (self.env_index + self._trial * self.num_envs) % len(classes)
+        else:
+            self._task_id = task[0]
         self._trial += 1
         self._class_name = classes[self._task_id]
         goals = self.task_set.goals[self._class_name]
-        self._goal = int(self.np_random.integers(len(goals)))
+        self._goal = int(self.np_random.integers(len(goals))) if task is None else task[1]
         self._core = self._use_class(self._class_name)
         self._core.set_goal(goals[self._goal])
         self._attempt = 1
@@ -160,20 +193,25 @@ class TrialEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        options = options or {}
+        task = options.get("task")
+        if task is not None:
+            task = resolve_task(self.task_set, task)  # validate before changing any state
         if seed is None and self._pending_seed is not None:
             seed = self._pending_seed
         self._pending_seed = None
         super().reset(seed=seed)
         new_trial = (
             seed is not None
+            or task is not None
             or self._attempt == 0
             or self._attempt >= self.episodes_per_trial
-            or bool((options or {}).get("new_trial", False))
+            or bool(options.get("new_trial", False))
         )
         if seed is not None:
             self._trial = 0
         if new_trial:
-            self._start_trial()
+            self._start_trial(task)
         else:
             self._attempt += 1
         core_obs = self._core.reset(self.np_random)

@@ -16,7 +16,10 @@ trial, and ``infos["final_obs"]`` holds the ended attempt's last obs. The
 other ``infos`` arrays (``task_id``, ``goal``, ``attempt``, ``success``,
 ``trial_end``, ``episode_success``, ``episode_return``) describe the step
 just taken, i.e. the ended attempt. ``reset(seed=s)`` seeds env i with
-``s + i``; ``reset()`` starts a new trial in every env.
+``s + i``; ``reset()`` starts a new trial in every env;
+``reset(options={"tasks": [task or None per env]})`` pins env i's new trial
+to ``tasks[i]`` = (class name or index, goal index), as a single env's
+``reset(options={"task": ...})`` does (None: the task is drawn as usual).
 
 Group steps (``split_groups``, ``step_group_async``, ``step_group_wait``)
 step a subset of the envs without waiting: the caller computes one group's
@@ -48,7 +51,7 @@ import numpy as np
 
 from metarl.envs.core import BenchmarkSpec
 from metarl.envs.registry import check_split, get_benchmark
-from metarl.envs.trial import TrialEnv, check_positive
+from metarl.envs.trial import TrialEnv, check_positive, resolve_task
 
 # name -> (dtype, trailing shape key); "D": obs dim, "A": action dim
 _FIELDS: dict[str, tuple[Any, str]] = {
@@ -137,9 +140,12 @@ def _step_block(envs: list[TrialEnv], indices: list[int], buf: dict[str, np.ndar
 
 
 def _reset_block(envs: list[TrialEnv], indices: list[int], buf: dict[str, np.ndarray],
-                 seed: int | None) -> None:
-    for i, env in zip(indices, envs):
-        if seed is None:
+                 seed: int | None, tasks: list[tuple[int, int] | None]) -> None:
+    """Start a new trial in each env; ``tasks`` (one per env, None: drawn) pins its task."""
+    for i, env, task in zip(indices, envs, tasks):
+        if task is not None:
+            obs, info = env.reset(seed=None if seed is None else seed + i, options={"task": task})
+        elif seed is None:
             obs, info = env.reset(options={"new_trial": True})
         else:
             obs, info = env.reset(seed=seed + i)
@@ -176,8 +182,8 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
                     tb = "".join(traceback.format_exception(exc.__cause__))
                     conn.send(("error", f"{_where(sub_envs, sub_indices, exc.index)} raised:\n{tb}"))
                     continue
-            elif cmd == "reset":
-                _reset_block(envs, indices, buf, arg)
+            elif cmd == "reset":  # arg: (seed, one task or None per env of the block)
+                _reset_block(envs, indices, buf, *arg)
             elif cmd == "close":
                 break
             conn.send(("ok", None))
@@ -235,6 +241,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         probe = TrialEnv(**env_kwargs)
         self.benchmark, self.split = spec.name, split
         self.task_names = probe.task_names
+        self._task_set = probe.task_set
         self.episodes_per_trial = probe.episodes_per_trial
         self.max_episode_steps = probe.max_episode_steps
         self.trial_length = probe.trial_length
@@ -353,14 +360,36 @@ class TrialVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Start a new trial in every env; ``seed`` seeds env i with ``seed + i``."""
+        """Start a new trial in every env; ``seed`` seeds env i with ``seed + i``.
+
+        ``options={"tasks": [...]}``: one entry per env, a (class name or
+        index, goal index) pair that pins its new trial's task, or None to
+        draw it as usual; checked here (one-line ValueError) before any env resets.
+        """
+        tasks = self._check_tasks((options or {}).get("tasks"))
         self._finish_pending()
         if self._local_envs:
-            _reset_block(self._local_envs, list(range(self.num_envs)), self._buf, seed)
+            _reset_block(self._local_envs, list(range(self.num_envs)), self._buf, seed, tasks)
         else:
-            self._send_all(("reset", seed))
+            self._send([(w, ("reset", (seed, [tasks[i] for i in block]))) for w, block in enumerate(self._groups)])
             self._wait_all("resetting")
         return self._buf["obs"].copy(), self._infos()
+
+    def _check_tasks(self, tasks: Any) -> list[tuple[int, int] | None]:
+        """Per-env (class index, goal index) or None from the ``tasks`` reset option."""
+        if tasks is None:
+            return [None] * self.num_envs
+        if isinstance(tasks, (str, bytes)) or not hasattr(tasks, "__len__") or len(tasks) != self.num_envs:
+            got = f"{len(tasks)} entries" if hasattr(tasks, "__len__") else repr(tasks)
+            raise ValueError(f"options['tasks'] must hold one (class, goal index) pair or None per env "
+                             f"({self.num_envs} entries), got {got}")
+        out = []
+        for i, task in enumerate(tasks):
+            try:
+                out.append(None if task is None else resolve_task(self._task_set, task))
+            except ValueError as exc:
+                raise ValueError(f"options['tasks'][{i}]: {exc}") from None
+        return out
 
     def step(
         self, actions: np.ndarray

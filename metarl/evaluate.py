@@ -46,7 +46,7 @@ class EvalSettings:
     benchmark: str | None = None
     split: str = "test"
     trials: int | None = None
-    """Trials per task class; None = the number of goals per class (50 for Meta-World)."""
+    """Trials per task class; None = the number of goals per class (50 for Meta-World), each goal played once."""
     episodes_per_trial: int | None = None
     seed: int = 0
     deterministic: bool = False
@@ -109,12 +109,26 @@ def _reward_scale(agent: Any) -> float | None:
     return None if env_cfg is None else getattr(env_cfg, "reward_scale", None)
 
 
+def goal_order(num_goals: int, trials: int, rng: np.random.Generator) -> list[int]:
+    """Goal indices for ``trials`` trials of one class, covering the goals without replacement.
+
+    Full passes over all goals (``trials == num_goals``: each goal exactly
+    once), then a random subset of distinct goals for the remainder, in index order.
+    """
+    passes, rest = divmod(trials, num_goals)
+    subset = sorted(int(g) for g in rng.choice(num_goals, size=rest, replace=False)) if rest else []
+    return list(range(num_goals)) * passes + subset
+
+
 def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str, Any]]:
     """Play whole trials in a vector env until every class has ``s.trials`` of them.
 
-    Env i's k-th trial plays class ``(i + k N) % C`` (round-robin); with N a
-    multiple of C each env keeps one class, so every round adds N / C trials per
-    class. Each round is ``reset(seed)`` + exactly ``trial_length`` steps.
+    Env i plays class ``i % C`` in every round (N is a multiple of C), so each
+    round adds N / C trials per class; each round is ``reset(seed, tasks)`` +
+    exactly ``trial_length`` steps. The reset pins every trial's goal from
+    :func:`goal_order` (seeded by ``s.seed``), so the held-out goals are
+    covered without replacement; env slots of the last round beyond ``trials``
+    play a drawn goal and are not recorded.
     """
     from metarl.envs import make_vec
     from metarl.envs.registry import task_set
@@ -128,6 +142,8 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
         raise ValueError(f"num-envs must be at least the number of task classes ({num_classes})")
     num_envs = per_round * num_classes  # a multiple of C: each env keeps one class
     rounds = math.ceil(trials / per_round)
+    rng = np.random.default_rng(s.seed)
+    orders = [goal_order(len(tset.goals[c]), trials, rng) for c in classes]  # [class][t]: goal of its t-th trial
     kwargs: dict[str, Any] = dict(split=s.split, workers=s.workers)
     if s.episodes_per_trial is not None:
         kwargs["episodes_per_trial"] = s.episodes_per_trial
@@ -147,9 +163,13 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     bar = _progress(rounds * length, s.progress)
     try:
         for r in range(rounds):
-            obs, infos = envs.reset(seed=s.seed + r * num_envs)
+            # env i = c + j C plays trial r * per_round + j of class c; None past `trials` (not recorded)
+            numbers = [r * per_round + i // num_classes for i in range(num_envs)]
+            tasks = [(i % num_classes, orders[i % num_classes][t]) if t < trials else None
+                     for i, t in enumerate(numbers)]
+            obs, infos = envs.reset(seed=s.seed + r * num_envs, options={"tasks": tasks})
             task_ids = np.asarray(infos["task_id"]).copy()  # (N,) this round's classes
-            goals = np.asarray(infos["goal"]).copy() if "goal" in infos else None  # if the vector env reports goals
+            goals = np.asarray(infos["goal"]).copy()  # (N,) this round's goals
             state = agent.initial_state(num_envs)
             succ = np.zeros((num_envs, k), dtype=bool)  # (N, K)
             rets = np.zeros((num_envs, k))  # (N, K)
@@ -166,22 +186,17 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
                 bar.update(1)
             if not np.all(ended == k):
                 raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {ended.tolist()}")
+            # record only the planned trials: exactly `trials` per class, in (round, env) order
             for i in range(num_envs):
-                goal = None if goals is None else int(goals[i])
-                records.append(TrialRecord(classes[int(task_ids[i])], succ[i].tolist(), rets[i].tolist(), goal))
+                if tasks[i] is not None:
+                    records.append(TrialRecord(classes[int(task_ids[i])], succ[i].tolist(), rets[i].tolist(),
+                                               int(goals[i])))
     finally:
         bar.close()
         envs.close()
-    # keep the first `trials` per class, in (round, env) order: stable and seed-determined
-    kept: list[TrialRecord] = []
-    count = {c: 0 for c in classes}
-    for rec in records:
-        if count[rec.task] < trials:
-            kept.append(rec)
-            count[rec.task] += 1
     meta = {"episodes_per_trial": k, "max_episode_steps": int(envs.max_episode_steps), "trials": trials,
             "num_envs": num_envs, "classes": classes}
-    return kept, meta
+    return records, meta
 
 
 class _NoBar:
@@ -626,7 +641,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR|CHECKPOINT", help="run directories or checkpoint files (several: mean ± std)")
     p.add_argument("--benchmark", default=None, help="benchmark name (default: the run's)")
     p.add_argument("--split", default="test", help="task split: train or test (default: test, held out)")
-    p.add_argument("--trials", type=int, default=None, help="trials per task class (default: as many as the class has goals, 50; goals drawn at random)")
+    p.add_argument("--trials", type=int, default=None, help="trials per task class (default: as many as the class has goals, 50: each goal once; "
+                        "fewer: a seeded subset of distinct goals; more: full passes, then a subset)")
     p.add_argument("--episodes-per-trial", type=int, default=None, help="attempts per trial K (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="seed of tasks, resets and action sampling")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,

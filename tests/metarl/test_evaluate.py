@@ -12,11 +12,15 @@ import torch
 
 from metarl import cli, stats
 from metarl.evaluate import (
+    EvalSettings,
     MetaWorldProtocolAgent,
     TrialRecord,
     aggregate_runs,
     evaluate_agent,
+    goal_order,
     markdown_table,
+    resolve_settings,
+    run_trials,
     summarize,
 )
 
@@ -95,6 +99,58 @@ def test_reach_run_on_held_out_goals(reach_run: Path) -> None:
 
     n_goals = len(task_set("ML1/reach-v3", "test").goals["reach-v3"])
     assert all(0 <= g < n_goals for g in result["tasks"]["reach-v3"]["goals"])  # indices into the test goals
+
+
+def test_goal_order_covers_goals_without_replacement() -> None:
+    assert goal_order(50, 50, np.random.default_rng(0)) == list(range(50))  # every goal exactly once
+    subset = goal_order(50, 7, np.random.default_rng(3))
+    assert len(set(subset)) == 7 and all(0 <= g < 50 for g in subset)
+    assert subset == goal_order(50, 7, np.random.default_rng(3))  # seeded
+    assert subset != goal_order(50, 7, np.random.default_rng(4))
+    counts = np.bincount(goal_order(50, 120, np.random.default_rng(0)), minlength=50)
+    assert counts.sum() == 120 and counts.min() == 2 and counts.max() == 3  # two full passes, then 20 distinct
+
+
+def _check_goal_counts(goals: list[int], num_goals: int, trials: int) -> None:
+    """Each goal played floor(trials / num_goals) times, ``trials % num_goals`` of them once more."""
+    counts = np.bincount(goals, minlength=num_goals)
+    passes, rest = divmod(trials, num_goals)
+    assert len(goals) == trials and len(counts) == num_goals
+    assert counts.min() >= passes and counts.max() <= passes + 1 and int((counts > passes).sum()) == rest
+
+
+@pytest.mark.parametrize("trials, num_envs", [(None, None), (None, 8), (7, None), (60, 16)])
+def test_point_nav_evaluation_plays_goals_without_replacement(point_nav_run: Path, trials, num_envs) -> None:
+    from metarl.checkpoint import load_agent
+
+    agent = load_agent(point_nav_run)
+    s = resolve_settings(agent, EvalSettings(trials=trials, num_envs=num_envs, seed=2))
+    records, meta = run_trials(agent, s)  # 8 envs: 7 rounds, 56 slots for 50 trials
+    assert meta["trials"] == (trials or 50)
+    assert {r.task for r in records} == {"point-nav"}
+    _check_goal_counts([r.goal for r in records], 50, meta["trials"])
+
+
+def test_default_evaluation_lists_every_held_out_goal(point_nav_run: Path) -> None:
+    from metarl.checkpoint import load_agent
+
+    result = evaluate_agent(load_agent(point_nav_run), seed=1)
+    assert result["trials"] == 50 and result["tasks"]["point-nav"]["trials"] == 50
+    assert result["tasks"]["point-nav"]["goals"] == list(range(50))
+
+
+@pytest.mark.parametrize("trials, workers", [(None, 2), (3, 0)])
+def test_reach_evaluation_plays_held_out_goals_without_replacement(reach_run: Path, trials, workers: int) -> None:
+    from metarl.checkpoint import load_agent
+    from metarl.envs.registry import task_set
+
+    agent = load_agent(reach_run)
+    s = resolve_settings(agent, EvalSettings(trials=trials, num_envs=10 if trials is None else 3, seed=4,
+                                             episodes_per_trial=1, max_episode_steps=10, workers=workers))
+    records, meta = run_trials(agent, s)
+    n_goals = len(task_set("ML1/reach-v3", "test").goals["reach-v3"])
+    assert meta["trials"] == (trials or n_goals)
+    _check_goal_counts([r.goal for r in records], n_goals, meta["trials"])
 
 
 def test_ml10_test_split_plays_only_held_out_classes(reach_run: Path) -> None:
