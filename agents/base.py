@@ -23,6 +23,8 @@ class Cell(nn.Module, ABC):
 
     #: True when the cell has no memory (state is ``()``): the control.
     memoryless: bool = False
+    #: False when a single step syncs with the host (so it cannot be captured in a CUDA graph).
+    graph_safe: bool = True
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()

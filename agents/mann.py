@@ -37,6 +37,8 @@ class MANNCell(Cell):
     h, c (B, C); memory (B, N, W); read_weights (B, heads, N); usage (B, N); reads (B, heads*W).
     """
 
+    graph_safe = False  # one host sync per call (which steps reset)
+
     def __init__(
         self,
         input_size: int,

@@ -50,6 +50,8 @@ class NTMCell(Cell):
     reads (B, heads*W).
     """
 
+    graph_safe = False  # one host sync per call (which steps reset)
+
     def __init__(
         self,
         input_size: int,

@@ -27,12 +27,12 @@ echo "cores: $(nproc)" | tee -a "$OUT/summary.txt"
 for step in "$@"; do
   log "$step"
   case $step in
-    tests) timeout 60 $PY -m pytest -q -p no:cacheprovider tests/agents/test_cells.py tests/agents/test_forget_memory.py tests/agents/test_policy.py -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
+    tests) timeout 90 $PY -m pytest -q -p no:cacheprovider tests/agents/test_cells.py tests/agents/test_forget_memory.py tests/agents/test_policy.py tests/metarl/test_graphstep.py -k cuda 2>&1 | tail -15 > "$OUT/cuda_tests.txt"
            tail -3 "$OUT/cuda_tests.txt" | tee -a "$OUT/summary.txt" ;;
     cells) timeout 80 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
     envs) timeout 80 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
-    trainbench) timeout 150 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
-           --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 --groups 2 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
+    trainbench) timeout 240 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
+           --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 --groups 2 --cuda-graph --trials 2 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
     train) timeout -s INT ${TRAIN_SECONDS:-150} $PY -m metarl train configs/ml1_reach.yaml --run-dir "$OUT/run_reach" \
            --set env.num_envs=32 --set env.episodes_per_trial=2 --set total_steps=3000000 --set eval_interval=10 \
            --set progress=false 2>&1 | tail -30 | tee "$OUT/train_run.txt" ;;

@@ -34,6 +34,7 @@ import torch
 from metarl.buffer import RolloutBuffer, chunk_length
 from metarl.checkpoint import build_policy
 from metarl.config import load_config
+from metarl.graphstep import PolicyStepper
 from metarl.normalize import ObsNormalizer
 from metarl.rollout import collect, make_envs
 from metarl.train import train
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--updates", type=int, default=4, help="training updates to time (one trial per env each)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads for the update (0: default)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also time collection with the policy step replayed as a CUDA graph (and train with it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     return p.parse_args(argv)
@@ -95,10 +98,10 @@ class _Timed:
         return out
 
 
-def collection_sps(cfg, device: torch.device, groups: list[int], trials: int) -> dict[int, dict[str, float]]:
-    """Per grouping: median collection steps/s over ``trials`` (groupings alternate, after a
-    warm-up), and from one more timed pass the shares of collection time in ``policy.act``
-    and in env calls (sending actions and waiting for the step)."""
+def collection_sps(cfg, device: torch.device, variants: list[tuple[int, bool]], trials: int) -> dict:
+    """Per (groups, CUDA graph) variant: median collection steps/s over ``trials`` (variants
+    alternate, after a warm-up), and from one more timed pass the shares of collection time
+    in the policy step and in env calls (sending actions and waiting for the step)."""
     envs = make_envs(cfg.env, "train", cfg.env.num_envs)
     N, T = envs.num_envs, envs.trial_length
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
@@ -109,29 +112,36 @@ def collection_sps(cfg, device: torch.device, groups: list[int], trials: int) ->
     obs_norm = ObsNormalizer(mask)
     if device.type == "cpu":
         torch.set_num_threads(1)  # as the trainer collects
-    rates: dict[int, list[float]] = {g: [] for g in groups}
+    steppers = {v: PolicyStepper(policy, device) if v[1] else None for v in variants}
+    rates: dict[tuple[int, bool], list[float]] = {v: [] for v in variants}
     for trial in range(trials + 1):
-        for g in groups:
+        for v in variants:
             t0 = time.perf_counter()
-            collect(envs, policy, buffer, obs_norm, seed=trial, groups=g)
-            if trial:  # the first round warms up
-                rates[g].append(N * T / (time.perf_counter() - t0))
+            collect(envs, policy, buffer, obs_norm, seed=trial, groups=v[0], stepper=steppers[v])
+            if trial:  # the first round warms up (and captures the graphs)
+                rates[v].append(N * T / (time.perf_counter() - t0))
     out = {}
     cuda = device.type == "cuda"
-    for g in groups:
-        act = policy.act = _Timed(type(policy).act.__get__(policy), cuda)
+    for v in variants:
+        g, stepper = v[0], steppers[v]
+        if stepper is None:
+            act = policy.act = _Timed(type(policy).act.__get__(policy), cuda)
+        else:
+            act = stepper = _Timed(stepper, cuda)
         names = ["step"] if g == 1 else ["step_group_async", "step_group_wait"]  # send + wait
         env_calls = [_Timed(getattr(envs, name), False) for name in names]
         for name, timed in zip(names, env_calls):
             setattr(envs, name, timed)
         t0 = time.perf_counter()
-        collect(envs, policy, buffer, obs_norm, seed=0, groups=g)
+        collect(envs, policy, buffer, obs_norm, seed=0, groups=g, stepper=stepper)
         total = time.perf_counter() - t0
-        del policy.act
+        if "act" in policy.__dict__:
+            del policy.act
         for name in names:
             delattr(envs, name)
-        out[g] = {"sps": statistics.median(rates[g]), "policy_share": act.seconds / total,
-                  "env_wait_share": sum(c.seconds for c in env_calls) / total}
+        out[v] = {"sps": statistics.median(rates[v]), "policy_share": act.seconds / total,
+                  "env_wait_share": sum(c.seconds for c in env_calls) / total,
+                  "graphed": bool(steppers[v] is not None and steppers[v].graphed)}
     envs.close()
     return out
 
@@ -155,8 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     random_sps = random_action_sps(cfg, trials=3)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                           ("cpu" if a.device == "auto" else a.device))
-    groups = [1, a.groups]
-    coll = collection_sps(cfg, device, groups, a.trials)
+    variants = [(1, False), (a.groups, False)] + ([(1, True), (a.groups, True)] if a.cuda_graph else [])
+    coll = collection_sps(cfg, device, variants, a.trials)
+    cfg.cuda_graph = a.cuda_graph
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as d:
         train(cfg, d)
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows = list(csv.DictReader(f))[1:]
     collect_sps = statistics.median(float(r["charts/collect_sps"]) for r in rows)
     train_sps = statistics.median(float(r["charts/sps"]) for r in rows)
-    seq, pipe = coll[1], coll[a.groups]
+    seq, pipe = coll[(1, False)], coll[(a.groups, False)]
     out = {
         "benchmark": a.benchmark, "num_envs": a.num_envs, "trial_length": a.episodes_per_trial * a.max_episode_steps,
         "cell": a.cell, "device": device.type, "torch_threads": threads, "groups": a.groups,
@@ -172,14 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
         "collect_seq_ratio": seq["sps"] / random_sps, "collect_pipelined_ratio": pipe["sps"] / random_sps,
         "collect_seq_shares": {k: v for k, v in seq.items() if k != "sps"},
         "collect_pipelined_shares": {k: v for k, v in pipe.items() if k != "sps"},
+        "collect_graph": {f"{g} groups": c for (g, graphed), c in coll.items() if graphed},
         "train_collect_sps": collect_sps, "train_sps": train_sps,
         "train_collect_ratio": collect_sps / random_sps, "train_ratio": train_sps / random_sps,
     }
     print(f"{a.benchmark}  {a.num_envs} envs  trial {out['trial_length']} steps  cell {a.cell}  device {device.type}")
     print(f"random actions      {random_sps:10.0f} env steps/s")
-    for label, c in (("collect sequential ", seq), (f"collect {a.groups} groups ", pipe)):
+    for (g, graph), c in coll.items():
+        label = ("collect sequential " if g == 1 else f"collect {g} groups   ") + (" + graph" if graph else "        ")
+        note = ("   (CUDA graph" + ("" if c["graphed"] else " NOT captured: eager") + ")") if graph else ""
         print(f"{label} {c['sps']:10.0f} env steps/s   ratio {c['sps'] / random_sps:.2f} (target >= 0.9)"
-              f"   time: policy {c['policy_share']:.0%}, env calls {c['env_wait_share']:.0%}")
+              f"   time: policy {c['policy_share']:.0%}, env calls {c['env_wait_share']:.0%}{note}")
     print(f"collect in training {collect_sps:10.0f} env steps/s   ratio {out['train_collect_ratio']:.2f} "
           f"(collect's default grouping)")
     print(f"full training       {train_sps:10.0f} env steps/s   ratio {out['train_ratio']:.2f} (target >= 0.5)")

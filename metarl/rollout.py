@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.distributions import Normal
-
-from metarl.agents.policy import LOG_STD_MAX, LOG_STD_MIN
 from metarl.buffer import RolloutBuffer
 from metarl.envs import TRIAL_START
+from metarl.graphstep import PolicyStepper, act_with_noise
 from metarl.normalize import ObsNormalizer
 from metarl.ppo import NonFiniteError
 
@@ -94,20 +92,6 @@ class Rollout:
     stats: AttemptStats
 
 
-def _sample_act(policy: torch.nn.Module, obs: torch.Tensor, state: tuple, reset: torch.Tensor, noise: torch.Tensor):
-    """``policy.act`` with its Gaussian draw given: ``noise`` (B, A) standard normal.
-
-    Same numbers as ``policy.act`` sampling that noise itself (``torch.normal``
-    computes ``noise * std + mean``), so a step's noise can be drawn once for
-    all envs and the actions do not depend on how envs are grouped.
-    """
-    out = policy.act(obs, state, reset, deterministic=True)  # action: the mean (B, A)
-    std = policy.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp().expand_as(out.action)  # (B, A)
-    action = noise * std + out.action
-    log_prob = Normal(out.action, std, validate_args=False).log_prob(action).sum(-1)  # (B,)
-    return out._replace(action=action, env_action=action.clamp(-1.0, 1.0), log_prob=log_prob)
-
-
 def _select(state: tuple, rows: torch.Tensor) -> tuple:
     """The states of envs ``rows`` (batch is dim 0 of every state tensor)."""
     return tuple(s[rows] for s in state)
@@ -136,6 +120,7 @@ def collect(
     step0: int = 0,
     should_stop=None,
     groups: int = 1,
+    stepper: PolicyStepper | None = None,
 ) -> Rollout | None:
     """Fill ``buffer`` with one trial per env; None if ``should_stop()`` turned true mid-way.
 
@@ -145,6 +130,10 @@ def collect(
     ``groups=1`` up to matmul rounding (each step's action noise is drawn once
     for all envs). It pays only where a policy forward costs less than the
     envs' step (measured in ``bench/train.py``): on 2 shared cores it loses.
+
+    ``stepper`` (a :class:`~metarl.graphstep.PolicyStepper` over ``policy``)
+    runs each policy step through static tensors, replayed as a CUDA graph on
+    a GPU; its actions use noise drawn per step for all envs, like ``groups`` > 1.
     """
     T, N, device = buffer.T, buffer.N, buffer.device
     if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= N:
@@ -188,7 +177,8 @@ def collect(
         step = step0 + t * N
         if t % buffer.L == 0:
             buffer.store_state(t, _merge(states, rows, N))
-        noise = None if G == 1 else torch.randn(N, envs.single_action_space.shape[0], device=device)  # (N, A)
+        draw = G > 1 or stepper is not None
+        noise = torch.randn(N, envs.single_action_space.shape[0], device=device) if draw else None  # (N, A)
         for g in range(G):
             if t > 0:
                 receive(g, t - 1)
@@ -202,8 +192,10 @@ def collect(
             reset = obs_t[:, TRIAL_START] > 0.5  # (N_g,) flags are never normalised
             if noise is None:
                 out = policy.act(obs_t, states[g], reset)
+            elif stepper is not None:
+                out = stepper(obs_t, states[g], reset, noise[r], slot=g)  # static outputs: copied below
             else:
-                out = _sample_act(policy, obs_t, states[g], reset, noise[r])
+                out = act_with_noise(policy, obs_t, states[g], reset, noise[r])
             buffer.obs[t][r] = obs_t
             buffer.resets[t][r] = reset
             buffer.actions[t][r] = out.action
@@ -223,7 +215,8 @@ def collect(
             f"trial misaligned: after {T} steps only {int(np.sum(trial_end))}/{N} envs ended their trial"
         )
     buffer.rewards.copy_(torch.from_numpy(rewards))
-    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), _merge(states, rows, N), stats)
+    final_state = tuple(x.clone() for x in _merge(states, rows, N))  # a stepper's states are overwritten on replay
+    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats)
 
 
 @torch.no_grad()

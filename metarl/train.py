@@ -30,6 +30,7 @@ from metarl import distributed as D
 from metarl.buffer import RolloutBuffer, chunk_length, compute_gae
 from metarl.checkpoint import CHECKPOINT_DIR, build_policy, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from metarl.config import TrainConfig, config_from_dict, config_to_dict, save_config
+from metarl.graphstep import PolicyStepper
 from metarl.logger import MetricsLogger, Progress
 from metarl.normalize import ObsNormalizer, ReturnScaler
 from metarl.ppo import learning_rate, ppo_update
@@ -157,6 +158,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     obs_norm = ObsNormalizer(mask, clip=cfg.normalize.clip) if mask.any() else None
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
+    stepper = PolicyStepper(policy, device) if cfg.cuda_graph else None
 
     update, env_steps, best = 0, 0, (-math.inf, -math.inf)
     if ckpt is not None:
@@ -251,7 +253,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 torch.set_num_threads(1)  # small batched forwards; leave the cores to the env workers
             rollout = collect(
                 envs, policy, buffer, obs_norm, derive_seed(cfg.seed, dist.rank, update), env_steps,
-                None if dist.enabled else stop, groups=cfg.env.collect_groups,
+                None if dist.enabled else stop, groups=cfg.env.collect_groups, stepper=stepper,
             )
             torch.set_num_threads(update_threads)
             if rollout is None:

@@ -10,8 +10,9 @@ import torch
 from metarl.agents import make_policy
 from metarl.buffer import RolloutBuffer
 from metarl.envs import make_vec
+from metarl.graphstep import act_with_noise
 from metarl.normalize import ObsNormalizer
-from metarl.rollout import _sample_act, collect
+from metarl.rollout import collect
 
 K, L, N = 2, 20, 4  # attempts per trial, steps per attempt, envs
 
@@ -27,7 +28,7 @@ def _collect(envs, policy, groups: int, obs_norm, should_stop=None):
 def _close(x, y, what: str) -> None:
     # Not bit-exact: a batched matmul's rounding depends on the batch size (CPU
     # GEMM kernels), so a group's forward differs from the full batch's in the
-    # last ulp; _sample_act itself is exact (test below).
+    # last ulp; act_with_noise itself is exact (test below).
     torch.testing.assert_close(torch.as_tensor(x), torch.as_tensor(y), rtol=1e-5, atol=1e-6, msg=what)
 
 
@@ -102,7 +103,7 @@ def test_given_noise_samples_exactly_as_policy_act(cell: str) -> None:
     torch.manual_seed(1)
     ref = policy.act(obs, state, reset)
     torch.manual_seed(1)
-    out = _sample_act(policy, obs, state, reset, torch.randn(5, 3))
+    out = act_with_noise(policy, obs, state, reset, torch.randn(5, 3))
     for name in ("action", "env_action", "log_prob", "value"):
         assert torch.equal(getattr(ref, name), getattr(out, name)), name
     for a, b in zip(ref.state, out.state, strict=True):

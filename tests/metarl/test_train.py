@@ -181,3 +181,22 @@ def test_pipelined_collection_trains_like_sequential(tmp_path, monkeypatch):
     assert b["config"]["env"]["collect_groups"] == 2
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_cuda_graph_flag_reaches_collect_and_trains_identically_on_cpu(tmp_path, monkeypatch):
+    """``cuda_graph=true`` routes steps through a PolicyStepper (eager on CPU): same parameters."""
+    seen = []
+    real_collect = train_mod.collect
+
+    def spy(*args, **kwargs):
+        seen.append(type(kwargs.get("stepper")).__name__)
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "collect", spy)
+    base = TOY + [f"total_steps={2 * STEPS}"]
+    train_mod.train(load_config(None, base), tmp_path / "plain")
+    train_mod.train(load_config(None, base + ["cuda_graph=true"]), tmp_path / "graph")
+    assert seen == ["NoneType", "NoneType", "PolicyStepper", "PolicyStepper"]
+    a, b = load_checkpoint(tmp_path / "plain"), load_checkpoint(tmp_path / "graph")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
