@@ -4,6 +4,7 @@
 #   tests      CPU/CUDA parity tests
 #   cells      forward+backward time of every cell on CUDA (bench/cells.py)
 #   envs       vector-env speed on all cores, ML10 (bench/envs.py)
+#   envsweep   the same for 32 envs on 16 and 15 workers and 64 envs on 16, plus lscpu (physical vs logical cores)
 #   trainbench training throughput with the policy on CUDA (bench/train.py)
 #   train      a time-boxed real ML1/reach-v3 training run (run dir in $OUT)
 #   render     EGL rendering tests (upright frames per camera)
@@ -31,13 +32,19 @@ for step in "$@"; do
            tail -3 "$OUT/cuda_tests.txt" | tee -a "$OUT/summary.txt" ;;
     cells) timeout 80 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
     envs) timeout 80 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
+    envsweep) lscpu > "$OUT/lscpu.txt" 2>&1; grep -E "^(CPU\(s\)|Thread|Core|Socket|Model name)" "$OUT/lscpu.txt" | tee -a "$OUT/summary.txt"
+           for cfg in "32 16" "32 15" "64 16"; do read -r n w <<< "$cfg"
+             echo "-- $n envs, $w workers" | tee -a "$OUT/envsweep.txt"
+             timeout 60 $PY bench/envs.py --benchmark ML10 --num-envs $n --workers $w --steps 200 --repeats 2 2>&1 \
+               | grep -E "single|AsyncVectorEnv|ours|load" | tee -a "$OUT/envsweep.txt"
+           done ;;
     trainbench) timeout 240 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
            --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 --groups 2 --cuda-graph --trials 2 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
     train) timeout -s INT ${TRAIN_SECONDS:-150} $PY -m metarl train configs/ml1_reach.yaml --run-dir "$OUT/run_reach" \
            --set env.num_envs=32 --set env.episodes_per_trial=2 --set total_steps=3000000 --set eval_interval=10 \
            --set progress=false 2>&1 | tail -30 | tee "$OUT/train_run.txt" ;;
     render) MUJOCO_GL=egl timeout 50 $PY -m pytest -q -p no:cacheprovider tests/metarl/test_render.py 2>&1 | tail -8 | tee "$OUT/render_egl.txt" ;;
-    *) echo "unknown step $step (tests cells envs trainbench train render)" ;;
+    *) echo "unknown step $step (tests cells envs envsweep trainbench train render)" ;;
   esac
 done
 log "done"
