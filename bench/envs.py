@@ -56,25 +56,33 @@ def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
     return statistics.median(rates)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of ``pids`` (Linux /proc), this process included."""
-    total = time.process_time()
+def _proc_cpu(pids: list[int]) -> np.ndarray:
+    """User + system CPU seconds of each of ``pids`` (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
+    out = []
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+        out.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return np.array(out)
 
 
-def _vector_rate(envs: gym.vector.VectorEnv, pids: list[int], actions: np.ndarray) -> tuple[float, float]:
-    """(env steps per wall second, env steps per CPU second over all processes)."""
-    c0, t0 = _cpu_seconds(pids), time.perf_counter()
+def _vector_rate(envs: gym.vector.VectorEnv, pids: list[int], actions: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(env steps per wall second, env steps per CPU second over all processes, this one included,
+    and each worker's busy share: its CPU seconds / wall seconds).
+
+    A worker blocks in ``recv`` while idle, so its CPU time is its busy time: one
+    worker near 1.0 with the rest lower means imbalance (the step waits for it);
+    all well below 1.0 means the time goes to messaging and waiting.
+    """
+    c0, p0, t0 = time.process_time(), _proc_cpu(pids), time.perf_counter()
     for a in actions:
         envs.step(a)
-    wall, cpu = time.perf_counter() - t0, _cpu_seconds(pids) - c0
+    wall = time.perf_counter() - t0
+    per_worker = _proc_cpu(pids) - p0  # (W,)
+    cpu = time.process_time() - c0 + per_worker.sum()
     n = actions.shape[0] * actions.shape[1]
-    return n / wall, n / cpu
+    return n / wall, n / cpu, per_worker / wall
 
 
 def _make_gym_async(args: argparse.Namespace) -> gym.vector.AsyncVectorEnv:
@@ -169,6 +177,9 @@ def main() -> None:
     print(f"ours / (cores x single): {o / (cores * single):.2f}")
     print(f"per CPU-second (all processes): gymnasium {t_cpu:.0f}, ours {o_cpu:.0f} env steps, "
           f"ratio {o_cpu / t_cpu:.2f}x")
+    busy = np.median(np.stack([r[2] for r in ours_rates]), axis=0)  # (W,) per worker, median over repeats
+    print(f"ours, worker busy share of wall time: mean {busy.mean():.2f}, min {busy.min():.2f}, "
+          f"max {busy.max():.2f} over {len(busy)} workers (CPU clock ticks: coarse for short runs)")
     print(f"load average during the run: {load:.1f} (wall-clock ratios are fair only near {cores})")
 
 

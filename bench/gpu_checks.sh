@@ -36,7 +36,7 @@ for step in "$@"; do
            for cfg in "32 16" "32 15" "64 16"; do read -r n w <<< "$cfg"
              echo "-- $n envs, $w workers" | tee -a "$OUT/envsweep.txt"
              timeout 60 $PY bench/envs.py --benchmark ML10 --num-envs $n --workers $w --steps 200 --repeats 2 2>&1 \
-               | grep -E "single|AsyncVectorEnv|ours|load" | tee -a "$OUT/envsweep.txt"
+               | grep -E "single|AsyncVectorEnv|ours|busy|load" | tee -a "$OUT/envsweep.txt"
            done ;;
     trainbench) timeout 240 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \
            --episodes-per-trial 2 --hidden 256 --bptt 250 --updates 3 --groups 2 --cuda-graph --trials 2 2>&1 | tee "$OUT/train_cuda.txt" | tail -20 ;;
