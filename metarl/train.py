@@ -159,6 +159,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
     stepper = PolicyStepper(policy, device) if cfg.cuda_graph else None
+    if stepper is not None and not stepper.use_graph and dist.is_main:
+        print(f"note: cuda_graph has no effect here ({stepper.fallback_reason or 'device ' + device.type}): "
+              "policy steps run eagerly", flush=True)
 
     update, env_steps, best = 0, 0, (-math.inf, -math.inf)
     if ckpt is not None:
