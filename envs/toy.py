@@ -15,8 +15,9 @@ point-nav
     different fixed seeds (unseen goals from the same distribution, like
     Meta-World's ML1). An earlier version put train and test goals in
     alternating sectors of the half circle; agents then learned the four
-    train sectors and walked away from test goals on later attempts. Caveat of any dense distance reward:
-    (position, previous reward) pins the goal to two points, so a memoryless
+    train sectors and walked away from test goals on later attempts.
+    Caveat of any dense distance reward: (position, previous reward) pins
+    the goal to two points, so a memoryless
     policy could still home in within an attempt; what it cannot do is start
     later attempts any better than the first.
 
