@@ -106,7 +106,12 @@ def test_train_save_reload_and_evaluate_per_attempt(algo, tmp_path):
 
 @pytest.mark.slow
 def test_recurrent_ppo_learns_point_nav():
-    """Pipeline check (about 4 minutes on 2 cores): training raises the trial return."""
+    """Pipeline check (about 4 minutes on 2 cores): training raises the trial return.
+
+    Measured with sampled actions, the policy PPO trains: at 40k steps the Gaussian's
+    mean alone is not yet a policy (seeds 0 and 1, 2026-11-27: sampled -21.0 -> -18.6
+    and -20.9 -> -16.7; deterministic -20.0 -> -21.4 and -20.0 -> -18.8).
+    """
     config = SB3Config(
         algo="recurrent-ppo", benchmark="point-nav", num_envs=8, n_steps=80, batch_size=320, n_epochs=4,
         total_timesteps=40_000, hidden_size=64, learning_rate=1e-3,
@@ -114,7 +119,7 @@ def test_recurrent_ppo_learns_point_nav():
     from metarl.agents.sb3 import build_model
 
     model = build_model(config)
-    before = evaluate(model, config, trials=5, split="train")
+    before = evaluate(model, config, trials=5, split="train", deterministic=False)
     model.learn(config.total_timesteps)
-    after = evaluate(model, config, trials=5, split="train")
+    after = evaluate(model, config, trials=5, split="train", deterministic=False)
     assert np.mean(after["return_attempt"]) > np.mean(before["return_attempt"]) + 1.0, (before, after)
