@@ -56,6 +56,43 @@ def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
     return statistics.median(rates)
 
 
+def _independent_block(args: tuple) -> float:
+    """Step one block of envs alone (no IPC) after a barrier; returns its wall seconds."""
+    bench_args, indices, steps, barrier = args
+    envs = [make_env(bench_args.benchmark, split=bench_args.split, max_episode_steps=bench_args.max_episode_steps,
+                     env_index=i, num_envs=bench_args.num_envs, seed=i) for i in indices]
+    for env in envs:
+        env.reset()
+    rng = np.random.default_rng(indices[0])
+    actions = rng.uniform(-1, 1, (steps, len(envs), *envs[0].action_space.shape)).astype(np.float32)
+    barrier.wait()
+    t0 = time.perf_counter()
+    for a in actions:
+        for env, a_i in zip(envs, a):
+            _, _, term, trunc, _ = env.step(a_i)
+            if term or trunc:
+                env.reset()
+    return time.perf_counter() - t0
+
+
+def _independent_rate(args: argparse.Namespace, blocks: list[list[int]]) -> float:
+    """Env steps/s of one process per block stepping its envs at the same time, with no IPC at all.
+
+    The ceiling for any vector env on these cores: ``cores x single`` assumes a
+    core runs as fast with its neighbours busy as alone, which shared caches,
+    memory bandwidth, SMT siblings and turbo clocks can deny.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    steps = max(1, args.steps // 2)
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(len(blocks))
+        with ctx.Pool(len(blocks)) as pool:
+            secs = pool.map(_independent_block, [(args, b, steps, barrier) for b in blocks])
+    return steps * sum(len(b) for b in blocks) / max(secs)
+
+
 def _proc_cpu(pids: list[int]) -> np.ndarray:
     """User + system CPU seconds of each of ``pids`` (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -162,8 +199,10 @@ def main() -> None:
     for _ in range(args.repeats):
         theirs_rates.append(_vector_rate(theirs, theirs_pids, actions))
         ours_rates.append(_vector_rate(ours, ours_pids, actions))
+    blocks = [list(b) for b in ours._groups]
     ours.close()
     theirs.close()
+    independent = _independent_rate(args, blocks)
 
     o, t = (statistics.median(r[0] for r in rates) for rates in (ours_rates, theirs_rates))
     o_cpu, t_cpu = (statistics.median(r[1] for r in rates) for rates in (ours_rates, theirs_rates))
@@ -175,6 +214,9 @@ def main() -> None:
     print(f"ours (TrialVectorEnv): {o:.0f} env steps/s")
     print(f"ours / gymnasium: {o / t:.2f}x")
     print(f"ours / (cores x single): {o / (cores * single):.2f}")
+    print(f"independent processes, ours' blocks, no IPC: {independent:.0f} env steps/s "
+          f"({independent / (cores * single):.2f} of cores x single: the hardware's own scaling); "
+          f"ours / independent: {o / independent:.2f}")
     print(f"per CPU-second (all processes): gymnasium {t_cpu:.0f}, ours {o_cpu:.0f} env steps, "
           f"ratio {o_cpu / t_cpu:.2f}x")
     busy = np.median(np.stack([r[2] for r in ours_rates]), axis=0)  # (W,) per worker, median over repeats
