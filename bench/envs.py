@@ -175,6 +175,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="vector steps per repeat")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument("--spin", type=float, default=0.0,
+                   help="ours: seconds a worker polls for its next command before blocking (make_vec spin)")
     p.add_argument("--memory-only", action="store_true")
     args = p.parse_args()
     if args.memory_only:
@@ -186,7 +188,7 @@ def main() -> None:
     single = _single_rate(args, rng)
 
     ours = make_vec(args.benchmark, split=args.split, num_envs=args.num_envs,
-                    max_episode_steps=args.max_episode_steps, workers=args.workers)
+                    max_episode_steps=args.max_episode_steps, workers=args.workers, spin=args.spin)
     theirs = _make_gym_async(args)
     ours.reset(seed=0)
     theirs.reset(seed=0)
@@ -208,7 +210,7 @@ def main() -> None:
     o_cpu, t_cpu = (statistics.median(r[1] for r in rates) for rates in (ours_rates, theirs_rates))
     load = os.getloadavg()[0]
     print(f"{args.benchmark} {args.split}, {args.num_envs} envs, {cores} usable cores, "
-          f"ours with {ours.num_workers} workers, {args.steps} steps x {args.repeats} repeats (medians)")
+          f"ours with {ours.num_workers} workers (spin {args.spin * 1e3:g} ms), {args.steps} steps x {args.repeats} repeats (medians)")
     print(f"single process, same envs one by one: {single:.0f} steps/s")
     print(f"gymnasium AsyncVectorEnv: {t:.0f} env steps/s")
     print(f"ours (TrialVectorEnv): {o:.0f} env steps/s")

@@ -41,6 +41,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -163,8 +164,16 @@ def _where(envs: list[TrialEnv], indices: list[int], j: int | None = None) -> st
 
 
 def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
-            env_kwargs: dict[str, Any], seed: int | None) -> None:
-    """Worker process: build the envs ``indices``, then obey commands."""
+            env_kwargs: dict[str, Any], seed: int | None, spin: float = 0.0) -> None:
+    """Worker process: build the envs ``indices``, then obey commands.
+
+    ``spin`` > 0: poll for the next command for up to that many seconds before
+    blocking. Why: a worker that blocked steps its envs slower after waking
+    (2-core VM, ML10: a 5-env block took 6.6 ms in a worker, 4.6 ms in a
+    process that never sleeps); 5 ms of polling gave +9% vector steps/s in two
+    paired runs there. Off by default: spinning workers take cycles from
+    whatever else runs on their cores.
+    """
     envs: list[TrialEnv] = []
     try:
         buf = layout.views(shared)
@@ -172,6 +181,10 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
             envs.append(TrialEnv(**env_kwargs, env_index=i, seed=None if seed is None else seed + i))
         conn.send(("ok", None))
         while True:
+            if spin:
+                deadline = time.perf_counter() + spin
+                while not conn.poll(0) and time.perf_counter() < deadline:
+                    pass
             cmd, arg = conn.recv()
             if cmd == "step":  # arg: positions in this block to step (None: all)
                 sub_envs = envs if arg is None else [envs[j] for j in arg]
@@ -218,12 +231,15 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         reward_scale: float | None = None,
         workers: int | None = None,
         context: str = "forkserver",
+        spin: float = 0.0,
     ) -> None:
         spec = get_benchmark(benchmark)
         check_split(split)
         self.num_envs = check_positive("num_envs", num_envs)
         if workers is None:
             workers = 0 if spec.in_process else min(self.num_envs, _usable_cpus())
+        if isinstance(spin, bool) or not isinstance(spin, (int, float)) or not 0.0 <= spin <= 1.0:
+            raise ValueError(f"spin must be seconds in [0, 1] (0: workers block at once), got {spin!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
         self.num_workers = min(workers, self.num_envs)
@@ -285,7 +301,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_worker,
-                args=(child, self._shared, self._layout, indices, env_kwargs, seed),
+                args=(child, self._shared, self._layout, indices, env_kwargs, seed, float(spin)),
                 name=f"metarl-envs-{w}",
                 daemon=True,
             )
@@ -583,12 +599,15 @@ def make_vec(
     max_episode_steps: int | None = None,
     reward_scale: float | None = None,
     workers: int | None = None,
+    spin: float = 0.0,
 ) -> TrialVectorEnv:
     """A vector env of ``num_envs`` trial envs (see ``TrialVectorEnv``).
 
     ``workers``: worker processes (``None``: in-process for toy benchmarks,
-    else ``min(num_envs, usable CPUs)``; 0: always in-process). Other
-    arguments as in ``make_env``; ``seed`` seeds env i with ``seed + i``.
+    else ``min(num_envs, usable CPUs)``; 0: always in-process). ``spin``:
+    seconds a worker polls for its next command before blocking (0: block at
+    once; see ``_worker``). Other arguments as in ``make_env``; ``seed`` seeds
+    env i with ``seed + i``.
     """
     return TrialVectorEnv(
         benchmark,
@@ -599,4 +618,5 @@ def make_vec(
         max_episode_steps=max_episode_steps,
         reward_scale=reward_scale,
         workers=workers,
+        spin=spin,
     )

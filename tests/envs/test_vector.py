@@ -17,9 +17,9 @@ from metarl.envs.vector import INFO_KEYS, balance
 K, L = 2, 5
 
 
-def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 2) -> None:
+def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 2, spin: float = 0.0) -> None:
     envs = make_vec(benchmark, num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L,
-                    workers=workers, seed=100)
+                    workers=workers, seed=100, spin=spin)
     singles = [make_env(benchmark, episodes_per_trial=K, max_episode_steps=L,
                         env_index=i, num_envs=num_envs) for i in range(num_envs)]
     try:
@@ -63,6 +63,14 @@ def test_vector_matches_single_envs_metaworld_workers() -> None:
 def test_vector_matches_single_envs_toy_in_process_and_workers() -> None:
     _compare_with_single_envs("point-nav", num_envs=4, workers=0)
     _compare_with_single_envs("bandit", num_envs=3, workers=2)
+
+
+def test_spinning_workers_give_the_same_results_and_bad_spin_is_one_line() -> None:
+    _compare_with_single_envs("bandit", num_envs=3, workers=2, spin=0.002)
+    for bad in (-0.1, 2.0, "1ms"):
+        with pytest.raises(ValueError, match="spin must be seconds in") as err:
+            make_vec("bandit", num_envs=2, workers=1, spin=bad)
+        assert "\n" not in str(err.value)
 
 
 def test_attributes_and_round_robin_task_ids() -> None:
