@@ -45,15 +45,20 @@ def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
     rates = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        for a in actions:
-            for env, a_i in zip(envs, a):
-                _, _, term, trunc, _ = env.step(a_i)
-                if term or trunc:
-                    env.reset()
+        _step_one_by_one(envs, actions)
         rates.append(actions.shape[0] * actions.shape[1] / (time.perf_counter() - t0))
     for env in envs:
         env.close()
     return statistics.median(rates)
+
+
+def _step_one_by_one(envs: list, actions: np.ndarray) -> None:
+    """Step each env in turn on actions (steps, N, A), resetting where an attempt ends."""
+    for a in actions:
+        for env, a_i in zip(envs, a):
+            _, _, term, trunc, _ = env.step(a_i)
+            if term or trunc:
+                env.reset()
 
 
 def _independent_block(args: tuple) -> float:
@@ -67,11 +72,7 @@ def _independent_block(args: tuple) -> float:
     actions = rng.uniform(-1, 1, (steps, len(envs), *envs[0].action_space.shape)).astype(np.float32)
     barrier.wait()
     t0 = time.perf_counter()
-    for a in actions:
-        for env, a_i in zip(envs, a):
-            _, _, term, trunc, _ = env.step(a_i)
-            if term or trunc:
-                env.reset()
+    _step_one_by_one(envs, actions)
     return time.perf_counter() - t0
 
 
