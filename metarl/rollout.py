@@ -172,12 +172,12 @@ def collect(
             ended[idx] += 1
         return should_stop is not None and should_stop()
 
+    draw = G > 1 or stepper is not None  # noise drawn here for all envs, not inside policy.act
     # A stop or error may leave group steps in flight: the env's next reset finishes them.
     for t in range(T):
         step = step0 + t * N
         if t % buffer.L == 0:
             buffer.store_state(t, _merge(states, rows, N))
-        draw = G > 1 or stepper is not None
         noise = torch.randn(N, envs.single_action_space.shape[0], device=device) if draw else None  # (N, A)
         for g in range(G):
             if t > 0:
