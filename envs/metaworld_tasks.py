@@ -29,25 +29,25 @@ from metarl.envs.core import BenchmarkSpec, Core, TaskSet
 ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
 EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
-# CPU ms per step with random actions (measured once: MuJoCo 3.3, 2-core x86,
-# median of 3 x 200 steps; only the ratios matter). Used to balance vector
-# workers: a step waits for the slowest worker, and classes differ up to 7x.
+# CPU ms per step with random actions (bench/step_costs.py with fast_rotation:
+# two runs on a shared 2-core x86 VM, weighted by steps timed; only the ratios
+# matter). Used to balance vector workers: a step waits for the slowest worker,
+# and classes differ up to 4x.
 STEP_COST_MS: dict[str, float] = {
-    "assembly-v3": 0.69, "basketball-v3": 0.57, "bin-picking-v3": 0.65, "box-close-v3": 0.62,
-    "button-press-topdown-v3": 0.83, "button-press-topdown-wall-v3": 0.42,
-    "button-press-v3": 0.47, "button-press-wall-v3": 0.37, "coffee-button-v3": 0.48,
-    "coffee-pull-v3": 2.82, "coffee-push-v3": 2.52, "dial-turn-v3": 0.51,
-    "disassemble-v3": 1.29, "door-close-v3": 1.57, "door-lock-v3": 0.46, "door-open-v3": 1.26,
-    "door-unlock-v3": 0.49, "drawer-close-v3": 0.80, "drawer-open-v3": 0.54,
-    "faucet-close-v3": 0.70, "faucet-open-v3": 0.47, "hammer-v3": 0.89, "hand-insert-v3": 1.22,
-    "handle-press-side-v3": 0.40, "handle-press-v3": 0.55, "handle-pull-side-v3": 0.54,
-    "handle-pull-v3": 0.56, "lever-pull-v3": 1.46, "peg-insert-side-v3": 1.08,
-    "peg-unplug-side-v3": 0.68, "pick-out-of-hole-v3": 0.63, "pick-place-v3": 2.48,
-    "pick-place-wall-v3": 2.18, "plate-slide-back-side-v3": 1.36, "plate-slide-back-v3": 1.00,
-    "plate-slide-side-v3": 0.87, "plate-slide-v3": 0.98, "push-back-v3": 1.78, "push-v3": 2.65,
-    "push-wall-v3": 2.68, "reach-v3": 0.73, "reach-wall-v3": 1.08, "shelf-place-v3": 2.03,
-    "soccer-v3": 2.50, "stick-pull-v3": 2.52, "stick-push-v3": 1.86, "sweep-into-v3": 2.09,
-    "sweep-v3": 1.25, "window-close-v3": 0.55, "window-open-v3": 0.90,
+    "assembly-v3": 0.71, "basketball-v3": 0.57, "bin-picking-v3": 0.66, "box-close-v3": 0.77,
+    "button-press-topdown-v3": 0.48, "button-press-topdown-wall-v3": 0.44, "button-press-v3": 0.45,
+    "button-press-wall-v3": 0.45, "coffee-button-v3": 0.67, "coffee-pull-v3": 1.53, "coffee-push-v3": 1.41,
+    "dial-turn-v3": 0.62, "disassemble-v3": 0.87, "door-close-v3": 0.42, "door-lock-v3": 0.60,
+    "door-open-v3": 0.46, "door-unlock-v3": 0.48, "drawer-close-v3": 0.56, "drawer-open-v3": 0.42,
+    "faucet-close-v3": 0.62, "faucet-open-v3": 0.47, "hammer-v3": 0.61, "hand-insert-v3": 1.47,
+    "handle-press-side-v3": 0.56, "handle-press-v3": 0.57, "handle-pull-side-v3": 0.77,
+    "handle-pull-v3": 0.75, "lever-pull-v3": 0.65, "peg-insert-side-v3": 0.87, "peg-unplug-side-v3": 0.88,
+    "pick-out-of-hole-v3": 0.77, "pick-place-v3": 1.44, "pick-place-wall-v3": 1.30,
+    "plate-slide-back-side-v3": 0.52, "plate-slide-back-v3": 0.60, "plate-slide-side-v3": 0.52,
+    "plate-slide-v3": 0.53, "push-back-v3": 1.48, "push-v3": 1.33, "push-wall-v3": 1.29, "reach-v3": 0.55,
+    "reach-wall-v3": 0.60, "shelf-place-v3": 1.38, "soccer-v3": 1.46, "stick-pull-v3": 1.58,
+    "stick-push-v3": 1.76, "sweep-into-v3": 1.52, "sweep-v3": 1.26, "window-close-v3": 0.60,
+    "window-open-v3": 0.59,
 }
 # Fixed cameras whose frames MuJoCo returns upside down (see notes/metaworld.md).
 _ROTATED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
@@ -182,6 +182,9 @@ class MetaWorldCore(Core):
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
+        from metarl.envs.fast_rotation import install
+
+        install()  # exact, ~100x cheaper quaternions in the per-step observation
         self.class_name = class_name
         self.camera = camera
         self.env = ALL_V3_ENVIRONMENTS[class_name](render_mode=render_mode, camera_name=camera)
