@@ -29,25 +29,25 @@ from metarl.envs.core import BenchmarkSpec, Core, TaskSet
 ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
 EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
-# CPU ms per step with random actions (bench/step_costs.py with fast_rotation:
-# two runs on a shared 2-core x86 VM, weighted by steps timed; only the ratios
-# matter). Used to balance vector workers: a step waits for the slowest worker,
-# and classes differ up to 4x.
+# CPU ms per step with random actions (`python bench/step_costs.py --rounds 5
+# --steps 300`, with fast_metaworld's stand-ins, on a shared 2-core x86 VM; only
+# the ratios matter). Used to balance vector workers: a step waits for the
+# slowest worker, and classes differ up to 2.5x.
 STEP_COST_MS: dict[str, float] = {
-    "assembly-v3": 0.71, "basketball-v3": 0.57, "bin-picking-v3": 0.66, "box-close-v3": 0.77,
-    "button-press-topdown-v3": 0.48, "button-press-topdown-wall-v3": 0.44, "button-press-v3": 0.45,
-    "button-press-wall-v3": 0.45, "coffee-button-v3": 0.67, "coffee-pull-v3": 1.53, "coffee-push-v3": 1.41,
-    "dial-turn-v3": 0.62, "disassemble-v3": 0.87, "door-close-v3": 0.42, "door-lock-v3": 0.60,
-    "door-open-v3": 0.46, "door-unlock-v3": 0.48, "drawer-close-v3": 0.56, "drawer-open-v3": 0.42,
-    "faucet-close-v3": 0.62, "faucet-open-v3": 0.47, "hammer-v3": 0.61, "hand-insert-v3": 1.47,
-    "handle-press-side-v3": 0.56, "handle-press-v3": 0.57, "handle-pull-side-v3": 0.77,
-    "handle-pull-v3": 0.75, "lever-pull-v3": 0.65, "peg-insert-side-v3": 0.87, "peg-unplug-side-v3": 0.88,
-    "pick-out-of-hole-v3": 0.77, "pick-place-v3": 1.44, "pick-place-wall-v3": 1.30,
-    "plate-slide-back-side-v3": 0.52, "plate-slide-back-v3": 0.60, "plate-slide-side-v3": 0.52,
-    "plate-slide-v3": 0.53, "push-back-v3": 1.48, "push-v3": 1.33, "push-wall-v3": 1.29, "reach-v3": 0.55,
-    "reach-wall-v3": 0.60, "shelf-place-v3": 1.38, "soccer-v3": 1.46, "stick-pull-v3": 1.58,
-    "stick-push-v3": 1.76, "sweep-into-v3": 1.52, "sweep-v3": 1.26, "window-close-v3": 0.60,
-    "window-open-v3": 0.59,
+    "assembly-v3": 0.93, "basketball-v3": 0.74, "bin-picking-v3": 0.80, "box-close-v3": 0.83,
+    "button-press-topdown-v3": 0.54, "button-press-topdown-wall-v3": 0.58, "button-press-v3": 0.51,
+    "button-press-wall-v3": 0.38, "coffee-button-v3": 0.68, "coffee-pull-v3": 0.94, "coffee-push-v3": 0.94,
+    "dial-turn-v3": 0.52, "disassemble-v3": 0.85, "door-close-v3": 0.61, "door-lock-v3": 0.53,
+    "door-open-v3": 0.64, "door-unlock-v3": 0.51, "drawer-close-v3": 0.66, "drawer-open-v3": 0.55,
+    "faucet-close-v3": 0.59, "faucet-open-v3": 0.60, "hammer-v3": 0.81, "hand-insert-v3": 0.87,
+    "handle-press-side-v3": 0.57, "handle-press-v3": 0.53, "handle-pull-side-v3": 0.72,
+    "handle-pull-v3": 0.72, "lever-pull-v3": 0.63, "peg-insert-side-v3": 0.85, "peg-unplug-side-v3": 0.86,
+    "pick-out-of-hole-v3": 0.68, "pick-place-v3": 0.72, "pick-place-wall-v3": 0.83,
+    "plate-slide-back-side-v3": 0.58, "plate-slide-back-v3": 0.59, "plate-slide-side-v3": 0.59,
+    "plate-slide-v3": 0.63, "push-back-v3": 0.58, "push-v3": 0.60, "push-wall-v3": 0.89, "reach-v3": 0.64,
+    "reach-wall-v3": 0.63, "shelf-place-v3": 0.95, "soccer-v3": 0.73, "stick-pull-v3": 0.79,
+    "stick-push-v3": 0.96, "sweep-into-v3": 0.91, "sweep-v3": 0.86, "window-close-v3": 0.43,
+    "window-open-v3": 0.57,
 }
 # Fixed cameras whose frames MuJoCo returns upside down (see notes/metaworld.md).
 _ROTATED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
@@ -182,9 +182,9 @@ class MetaWorldCore(Core):
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-        from metarl.envs.fast_rotation import install
+        from metarl.envs.fast_metaworld import install
 
-        install()  # exact, ~100x cheaper quaternions in the per-step observation
+        install()  # exact, faster quaternions and contact tests (fast_metaworld.py)
         self.class_name = class_name
         self.camera = camera
         self.env = ALL_V3_ENVIRONMENTS[class_name](render_mode=render_mode, camera_name=camera)
