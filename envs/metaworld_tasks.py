@@ -32,22 +32,22 @@ EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
 # CPU ms per step with random actions (`python bench/step_costs.py --rounds 5
 # --steps 300`, with fast_metaworld's stand-ins, on a shared 2-core x86 VM; only
 # the ratios matter). Used to balance vector workers: a step waits for the
-# slowest worker, and classes differ up to 2.5x.
+# slowest worker, and classes differ up to 2.4x.
 STEP_COST_MS: dict[str, float] = {
-    "assembly-v3": 0.93, "basketball-v3": 0.74, "bin-picking-v3": 0.80, "box-close-v3": 0.83,
-    "button-press-topdown-v3": 0.54, "button-press-topdown-wall-v3": 0.58, "button-press-v3": 0.51,
-    "button-press-wall-v3": 0.38, "coffee-button-v3": 0.68, "coffee-pull-v3": 0.94, "coffee-push-v3": 0.94,
-    "dial-turn-v3": 0.52, "disassemble-v3": 0.85, "door-close-v3": 0.61, "door-lock-v3": 0.53,
-    "door-open-v3": 0.64, "door-unlock-v3": 0.51, "drawer-close-v3": 0.66, "drawer-open-v3": 0.55,
-    "faucet-close-v3": 0.59, "faucet-open-v3": 0.60, "hammer-v3": 0.81, "hand-insert-v3": 0.87,
-    "handle-press-side-v3": 0.57, "handle-press-v3": 0.53, "handle-pull-side-v3": 0.72,
-    "handle-pull-v3": 0.72, "lever-pull-v3": 0.63, "peg-insert-side-v3": 0.85, "peg-unplug-side-v3": 0.86,
-    "pick-out-of-hole-v3": 0.68, "pick-place-v3": 0.72, "pick-place-wall-v3": 0.83,
-    "plate-slide-back-side-v3": 0.58, "plate-slide-back-v3": 0.59, "plate-slide-side-v3": 0.59,
-    "plate-slide-v3": 0.63, "push-back-v3": 0.58, "push-v3": 0.60, "push-wall-v3": 0.89, "reach-v3": 0.64,
-    "reach-wall-v3": 0.63, "shelf-place-v3": 0.95, "soccer-v3": 0.73, "stick-pull-v3": 0.79,
-    "stick-push-v3": 0.96, "sweep-into-v3": 0.91, "sweep-v3": 0.86, "window-close-v3": 0.43,
-    "window-open-v3": 0.57,
+    "assembly-v3": 0.68, "basketball-v3": 0.72, "bin-picking-v3": 0.50, "box-close-v3": 0.76,
+    "button-press-topdown-v3": 0.45, "button-press-topdown-wall-v3": 0.50, "button-press-v3": 0.42,
+    "button-press-wall-v3": 0.46, "coffee-button-v3": 0.54, "coffee-pull-v3": 0.81, "coffee-push-v3": 0.69,
+    "dial-turn-v3": 0.35, "disassemble-v3": 0.61, "door-close-v3": 0.40, "door-lock-v3": 0.37,
+    "door-open-v3": 0.59, "door-unlock-v3": 0.44, "drawer-close-v3": 0.54, "drawer-open-v3": 0.44,
+    "faucet-close-v3": 0.44, "faucet-open-v3": 0.51, "hammer-v3": 0.85, "hand-insert-v3": 0.59,
+    "handle-press-side-v3": 0.49, "handle-press-v3": 0.44, "handle-pull-side-v3": 0.62,
+    "handle-pull-v3": 0.60, "lever-pull-v3": 0.44, "peg-insert-side-v3": 0.57, "peg-unplug-side-v3": 0.72,
+    "pick-out-of-hole-v3": 0.64, "pick-place-v3": 0.64, "pick-place-wall-v3": 0.79,
+    "plate-slide-back-side-v3": 0.43, "plate-slide-back-v3": 0.49, "plate-slide-side-v3": 0.50,
+    "plate-slide-v3": 0.39, "push-back-v3": 0.67, "push-v3": 0.60, "push-wall-v3": 0.70, "reach-v3": 0.50,
+    "reach-wall-v3": 0.50, "shelf-place-v3": 0.60, "soccer-v3": 0.69, "stick-pull-v3": 0.82,
+    "stick-push-v3": 0.71, "sweep-into-v3": 0.81, "sweep-v3": 0.74, "window-close-v3": 0.41,
+    "window-open-v3": 0.49,
 }
 # Fixed cameras whose frames MuJoCo returns upside down (see notes/metaworld.md).
 _ROTATED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
