@@ -97,13 +97,22 @@ def gated_scan_loop(
     memory: Tensor,
     initial: Tensor,
 ) -> Tensor:
-    """Reference step loop for the same recurrence: all memories (B, T, N, W)."""
+    """Step loop for the same recurrence: all memories (B, T, N, W).
+
+    The reference the chunked scan is tested against, and the CPU path of
+    ``forget-memory``: gates and writes of all steps are computed up front,
+    leaving one ``addcmul`` per step (plus a ``where`` on steps where some env resets).
+    """
     initial = initial.expand_as(memory)
+    forget = log_f.exp().unsqueeze(-1).unbind(1)  # T x (B, N, 1)
+    added = (write.unsqueeze(-1) * value.unsqueeze(-2)).unbind(1)  # T x (B, N, W)
+    resets = reset.unbind(1)  # T x (B,)
+    any_reset = reset.any(0).tolist() if reset.device.type == "cpu" else [True] * len(resets)
     out = []
-    steps = zip(log_f.exp().unbind(1), write.unbind(1), value.unbind(1), reset.unbind(1))
-    for f, w, v, r in steps:  # (B, N), (B, N), (B, W), (B,)
-        memory = torch.where(r[:, None, None], initial, memory)  # (B, N, W)
-        memory = f.unsqueeze(-1) * memory + w.unsqueeze(-1) * v.unsqueeze(-2)
+    for t in range(len(resets)):
+        if any_reset[t]:
+            memory = torch.where(resets[t][:, None, None], initial, memory)  # (B, N, W)
+        memory = torch.addcmul(added[t], forget[t], memory)  # f * M + w vᵀ
         out.append(memory)
     return torch.stack(out, dim=1)
 
