@@ -83,3 +83,24 @@ def test_every_class_steps_identically_with_and_without_the_speedups():
         ours_env.close()
     assert classes == 50
     assert grasped > 0  # the contact test returned True somewhere, and ours agreed
+
+
+@pytest.mark.parametrize("flag", ["1", "0"])
+def test_trial_envs_use_the_speedups_unless_switched_off(flag):
+    """A fresh process: building a Meta-World trial env installs the stand-ins; METARL_FAST_METAWORLD=0 keeps
+    Meta-World's code."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from metarl.envs import make_env\n"
+        "from metaworld.sawyer_xyz_env import SawyerXYZEnv\n"
+        "from metarl.envs import fast_metaworld\n"
+        "make_env('ML1/push-v3', seed=0).reset(seed=0)\n"
+        "print(SawyerXYZEnv.touching_object is fast_metaworld.touching_object)\n"
+    )
+    env = dict(os.environ, METARL_FAST_METAWORLD=flag)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == ("True" if flag == "1" else "False")
