@@ -13,10 +13,9 @@ table that ``envs/metaworld_tasks.py`` uses to balance vector-env workers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
-
-import contextlib
 
 import numpy as np
 
@@ -41,9 +40,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--rounds", type=int, default=3, help="rounds per variant (median)")
     a = p.parse_args(argv)
     patched = install()
-    print(f"stand-ins: {sum(p.endswith('.Rotation') for p in patched)} modules' Rotation, "
-          f"{', '.join(p for p in patched if not p.endswith('.Rotation'))}" if patched else
-          "stand-ins: none (METARL_FAST_METAWORLD=0)")
+    rotations = [p for p in patched if p.endswith(".Rotation")]
+    others = [p for p in patched if not p.endswith(".Rotation")]
+    print(f"stand-ins: {len(rotations)} modules' Rotation, {', '.join(others)}" if patched
+          else "stand-ins: none (METARL_FAST_METAWORLD=0)")
     rng = np.random.default_rng(0)
     fast_costs: dict[str, float] = {}
     slow_costs: dict[str, float] = {}

@@ -132,7 +132,7 @@ def curr_obs_no_goal(self: Any) -> np.ndarray:
     assert len(obj_pos) % 3 == 0 and len(obj_quat) % 4 == 0
     objects = len(obj_pos) // 3
     if objects != len(obj_quat) // 4:  # Meta-World's zip would drop the extras: let it decide
-        return _ORIGINAL_CURR_OBS[0](self)
+        return _theirs("_get_curr_obs_combined_no_goal")(self)
     out = np.zeros(4 + self._obs_obj_max_len)  # (18,)
     out[:3], out[3] = pos_hand, gap
     for k in range(objects):
@@ -141,8 +141,12 @@ def curr_obs_no_goal(self: Any) -> np.ndarray:
     return out
 
 
-_ORIGINAL_CURR_OBS: list[Any] = []
 _patched: list[tuple[Any, str, Any, Any]] = []  # (owner, attribute, Meta-World's, ours)
+
+
+def _theirs(attr: str) -> Any:
+    """Meta-World's own version of a patched attribute."""
+    return next(theirs for _, name, theirs, _ in _patched if name == attr)
 
 
 def install() -> list[str]:
@@ -158,8 +162,8 @@ def install() -> list[str]:
             if name.startswith("metaworld.") and getattr(module, "Rotation", None) is ScipyRotation:
                 _patched.append((module, "Rotation", ScipyRotation, Rotation))
         _patched.append((SawyerXYZEnv, "touching_object", SawyerXYZEnv.touching_object, touching_object))
-        _ORIGINAL_CURR_OBS.append(SawyerXYZEnv._get_curr_obs_combined_no_goal)
-        _patched.append((SawyerXYZEnv, "_get_curr_obs_combined_no_goal", _ORIGINAL_CURR_OBS[0], curr_obs_no_goal))
+        _patched.append((SawyerXYZEnv, "_get_curr_obs_combined_no_goal",
+                         SawyerXYZEnv._get_curr_obs_combined_no_goal, curr_obs_no_goal))
         for owner, attr, _, ours in _patched:
             setattr(owner, attr, ours)
     return [f"{getattr(owner, '__name__', owner)}.{attr}" for owner, attr, _, _ in _patched]

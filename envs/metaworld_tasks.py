@@ -184,7 +184,7 @@ class MetaWorldCore(Core):
 
         from metarl.envs.fast_metaworld import install
 
-        install()  # exact, faster quaternions and contact tests (fast_metaworld.py)
+        install()  # exact, faster stand-ins for Meta-World's slowest Python (fast_metaworld.py)
         self.class_name = class_name
         self.camera = camera
         self.env = ALL_V3_ENVIRONMENTS[class_name](render_mode=render_mode, camera_name=camera)

@@ -6,7 +6,7 @@ process steps a contiguous block of envs; actions, observations, rewards,
 flags and info arrays live in one shared-memory block, and the pipes carry
 only a tiny command and an acknowledgement per worker per step. Envs are
 spread over workers by estimated step cost (``balance``), since a vector
-step waits for the slowest worker and Meta-World classes differ up to 2.5x. Toy
+step waits for the slowest worker and Meta-World classes differ up to 2.4x. Toy
 benchmarks (``spec.in_process``) step in the calling process: their step is
 cheaper than any IPC.
 
@@ -293,7 +293,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             ctx.set_forkserver_preload(["metarl.envs._preload"])
         self._shared = ctx.RawArray(ctypes.c_char, self._layout.nbytes())
         self._buf = self._layout.views(self._shared)
-        # Classes differ up to 2.5x in step cost and a step waits for the slowest
+        # Classes differ up to 2.4x in step cost and a step waits for the slowest
         # worker: balance the estimated cost of each env's first-trial class.
         classes = self.task_names
         self._costs = [spec.step_cost(classes[i % len(classes)]) for i in range(self.num_envs)]

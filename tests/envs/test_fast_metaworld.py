@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation as ScipyRotation
@@ -89,10 +93,6 @@ def test_every_class_steps_identically_with_and_without_the_speedups():
 def test_trial_envs_use_the_speedups_unless_switched_off(flag):
     """A fresh process: building a Meta-World trial env installs the stand-ins; METARL_FAST_METAWORLD=0 keeps
     Meta-World's code."""
-    import os
-    import subprocess
-    import sys
-
     code = (
         "from metarl.envs import make_env\n"
         "from metaworld.sawyer_xyz_env import SawyerXYZEnv\n"
