@@ -39,6 +39,25 @@ class Cell(nn.Module, ABC):
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
         """``(out, state)``, or ``(out, state, diag)`` when ``diagnostics``."""
 
+    def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+        """One step of B envs, x (B, I), reset (B,) -> (out (B, H), state): the rollout's call.
+
+        The same math as ``forward`` on a length-1 sequence. Cells override it
+        with fewer, fused ops: a rollout step of a small policy is a few hundred
+        tiny ops, and on a CPU their per-op overhead, not arithmetic, is its cost.
+        """
+        out, state = self.forward(x.unsqueeze(0), state, reset.unsqueeze(0))
+        return out.squeeze(0), state
+
+
+def may_reset(reset: Tensor) -> bool:
+    """False only when ``reset`` is on the CPU and all false, so a step can skip its reset ops.
+
+    On an accelerator it answers True without looking: looking is a host sync,
+    which stalls kernel launches and is illegal inside CUDA graph capture.
+    """
+    return reset.device.type != "cpu" or bool(reset.any())
+
 
 def masked_reset(state: State, initial: State, reset: Tensor) -> State:
     """Where ``reset`` (B,) is true, replace each state tensor's row by the initial one."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from metarl.agents.base import Cell, State, run_fused_rnn
+from metarl.agents.base import Cell, State, may_reset, run_fused_rnn
 
 
 class MLPCell(Cell):
@@ -52,6 +52,22 @@ class _FusedRNNCell(Cell):
         initial = tuple(torch.zeros_like(s) for s in state)  # (B, L, H) each
         out, state = run_fused_rnn(self.rnn, x, state, initial, reset)  # out (T, B, H)
         return (out, state, {}) if diagnostics else (out, state)
+
+    def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+        """One step as one ``torch.gru_cell``/``lstm_cell`` call on the layer's weights."""
+        if self.num_layers != 1:
+            return super().step(x, state, reset)
+        s = tuple(t[:, 0] for t in state)  # (B, H) each
+        if may_reset(reset):
+            keep = (~reset).to(x.dtype).unsqueeze(-1)  # (B, 1): the initial state is zero
+            s = tuple(t * keep for t in s)
+        rnn = self.rnn
+        weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        if self.n_state == 2:
+            h, c = torch.lstm_cell(x, s, *weights)
+            return h, (h.unsqueeze(1), c.unsqueeze(1))
+        h = torch.gru_cell(x, s[0], *weights)
+        return h, (h.unsqueeze(1),)
 
 
 class GRUCell(_FusedRNNCell):

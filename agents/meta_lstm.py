@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.agents.addressing import content_weights, read
-from metarl.agents.base import Cell, State, stack_diagnostics
+from metarl.agents.base import Cell, State, may_reset, stack_diagnostics
 
 
 class MemoryHeads(nn.Module):
@@ -116,6 +116,27 @@ class MemoryLSTMBase(Cell):
         # Detached: rollout buffers store states; memory0 learns through resets in forward.
         mem = p.detach().to(device).unsqueeze(0).expand(batch_size, -1, -1).clone()  # (B, N, W)
         return h, h.clone(), mem
+
+    def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+        """One step of ``_step_loop``'s math in fewer ops: reset ops only where an env resets,
+        the memory update as one ``addcmul``, the LSTM update as one ``torch.lstm_cell`` on [x; m]."""
+        h, c, mem = state[0][:, 0], state[1][:, 0], state[2]  # (B, H), (B, H), (B, N, W)
+        if may_reset(reset):
+            keep = (~reset).to(x.dtype).unsqueeze(-1)  # (B, 1); initial h, c are zero
+            h, c = h * keep, c * keep
+            mem = torch.where(reset[:, None, None], self.memory0.to(x.dtype), mem)
+        heads = self.memory_heads
+        z = heads.from_x(x) + heads.from_h(h) if heads.from_h is not None else heads.from_x(x)
+        write, value, key, beta, log_f = heads.split(z)
+        if log_f is not None:
+            mem = log_f.exp().unsqueeze(-1) * mem  # (B, N, W)
+        mem = torch.addcmul(mem, write.unsqueeze(-1), value.unsqueeze(-2))  # + w vᵀ
+        m = read(content_weights(key, mem, beta), mem)  # (B, K*W)
+        rnn = self.controller
+        h, c = torch.lstm_cell(
+            torch.cat([x, m], dim=-1), (h, c), rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+        )
+        return h, (h.unsqueeze(1), c.unsqueeze(1), mem)
 
     def _step_loop(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
         """Step by step over T: the reference semantics of every mode."""

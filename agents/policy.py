@@ -54,6 +54,12 @@ class ActOutput(NamedTuple):
     """Cell diagnostics for this step, (B, ...) each, when asked for; else None."""
 
 
+def normal_log_prob(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """Elementwise Gaussian log-density, by ``Normal.log_prob``'s formula (the same numbers)
+    without building a distribution: a rollout step is too small to pay for its checks."""
+    return -((x - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
+
+
 def _layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
@@ -109,16 +115,31 @@ class ActorCritic(nn.Module):
         reset: Tensor,
         deterministic: bool = False,
         diagnostics: bool = False,
+        noise: Tensor | None = None,
     ) -> ActOutput:
-        """One rollout step for B envs: obs (B, D), reset (B,) bool. Call under no_grad for rollouts."""
-        h, state, diag = self._features(obs.unsqueeze(0), state, reset.unsqueeze(0), diagnostics)
-        h = h.squeeze(0)  # (B, H)
-        dist = self._dist(h)
-        action = dist.mean if deterministic else dist.sample()  # (B, A)
-        log_prob = dist.log_prob(action).sum(-1)  # (B,)
-        value = self.critic(h).squeeze(-1)  # (B,)
-        if diag is not None:
+        """One rollout step for B envs: obs (B, D), reset (B,) bool. Call under no_grad for rollouts.
+
+        ``noise`` (B, A) standard normal: the sample's draw, given (so one draw can
+        serve all envs of a step however they are grouped, and a CUDA graph replays
+        without RNG). Without it the draw is ``randn``, the same numbers
+        ``Normal.sample`` would give. The cell runs its one-step path (``Cell.step``),
+        the sequence path only when ``diagnostics`` are asked for.
+        """
+        if diagnostics:
+            h, state, diag = self._features(obs.unsqueeze(0), state, reset.unsqueeze(0), True)
+            h = h.squeeze(0)  # (B, H)
             diag = {k: v.squeeze(0) for k, v in diag.items()}  # (1, B, ...) -> (B, ...)
+        else:
+            h, state = self.cell.step(self.encoder(obs), state, reset)  # (B, H)
+            diag = None
+        mean = torch.tanh(self.actor_mean(h))  # (B, A) in [-1, 1]
+        std = self.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()  # (A,)
+        if deterministic:
+            action = mean
+        else:
+            action = (torch.randn_like(mean) if noise is None else noise) * std + mean  # (B, A)
+        log_prob = normal_log_prob(action, mean, std).sum(-1)  # (B,)
+        value = self.critic(h).squeeze(-1)  # (B,)
         return ActOutput(action, action.clamp(-1.0, 1.0), log_prob, value, state, diag)
 
     def evaluate(self, obs: Tensor, state: State, reset: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:

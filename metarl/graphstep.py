@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metarl.agents.policy import LOG_STD_MAX, LOG_STD_MIN, ActOutput
+from metarl.agents.policy import ActOutput
 
 WARMUP_STEPS = 3  # eager runs on a side stream before capture (cuBLAS/cuDNN workspaces)
 
@@ -36,15 +36,11 @@ WARMUP_STEPS = 3  # eager runs on a side stream before capture (cuBLAS/cuDNN wor
 def act_with_noise(policy: nn.Module, obs: Tensor, state: tuple, reset: Tensor, noise: Tensor) -> ActOutput:
     """``policy.act`` with its Gaussian draw given: ``noise`` (B, A) standard normal.
 
-    Same numbers as ``policy.act`` sampling that noise itself (``torch.normal``
-    computes ``noise * std + mean``), so a step's noise can be drawn once for
-    all envs, outside any graph, and actions do not depend on how envs are grouped.
+    Same numbers as ``policy.act`` drawing that noise itself, so a step's noise
+    can be drawn once for all envs, outside any graph, and actions do not
+    depend on how envs are grouped.
     """
-    out = policy.act(obs, state, reset, deterministic=True)  # action: the mean (B, A)
-    std = policy.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp().expand_as(out.action)  # (B, A)
-    action = noise * std + out.action
-    log_prob = torch.distributions.Normal(out.action, std, validate_args=False).log_prob(action).sum(-1)  # (B,)
-    return out._replace(action=action, env_action=action.clamp(-1.0, 1.0), log_prob=log_prob)
+    return policy.act(obs, state, reset, noise=noise)
 
 
 @dataclass

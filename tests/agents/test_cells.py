@@ -74,6 +74,38 @@ def test_step_by_step_equals_one_sequence_call_with_resets(name):
     assert_states_close(state, state_steps, tol(name))
 
 
+STEP_VARIANTS = [(name, {}) for name in cells()] + [
+    ("forget-memory", {"write_mode": "controller"}),
+    ("gru", {"num_layers": 2}),  # no one-call step: falls back to forward
+    ("lstm", {"num_layers": 2}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), STEP_VARIANTS, ids=lambda v: str(v) if v else "")
+def test_one_step_path_equals_forward_on_length_one_sequences(name, options):
+    """``Cell.step`` (the rollout's fused path) against the sequence path, step by step, with resets."""
+    cell = build(name, **options)
+    x = torch.randn(T, B, I)
+    reset = mid_resets()
+    reset[8] = False  # steps where no env resets take the CPU shortcut
+    with torch.no_grad():
+        ref, ref_state = run_steps(cell, x, cell.initial_state(B), reset)
+        state, outs = cell.initial_state(B), []
+        for t in range(T):
+            out, state = cell.step(x[t], state, reset[t])
+            assert out.shape == (B, H)
+            outs.append(out)
+    torch.testing.assert_close(torch.stack(outs), ref, atol=1e-6, rtol=1e-5)
+    assert_states_close(state, ref_state, 1e-6)
+
+
+def test_may_reset_skips_only_an_all_false_cpu_mask():
+    from metarl.agents.base import may_reset
+
+    assert not may_reset(torch.zeros(4, dtype=torch.bool))
+    assert may_reset(torch.tensor([False, True]))
+
+
 @pytest.mark.parametrize("name", cells())
 def test_state_is_a_tuple_of_batch_first_tensors_and_selects_envs(name):
     cell = build(name)

@@ -154,3 +154,27 @@ def test_evaluate_on_cuda_matches_cpu(cell):
     for a, b in zip(cpu, gpu):
         torch.testing.assert_close(b.cpu(), a, atol=1e-4, rtol=1e-4)
     assert out.action.device.type == "cuda" and all(s.device.type == "cuda" for s in out.state)
+
+
+def test_normal_log_prob_is_normals_formula_exactly():
+    from metarl.agents.policy import normal_log_prob
+
+    torch.manual_seed(0)
+    mean, std, x = torch.randn(7, 3), torch.rand(3) + 0.1, torch.randn(7, 3)
+    ref = torch.distributions.Normal(mean, std.expand_as(mean), validate_args=False).log_prob(x)
+    assert torch.equal(normal_log_prob(x, mean, std), ref)
+
+
+@pytest.mark.parametrize("cell", ["forget-memory", "gru"])
+def test_act_samples_as_normal_sample_does(cell):
+    """``act``'s own draw uses the RNG as ``Normal(mean, std).sample()`` does: same actions."""
+    policy = small_policy(cell)
+    obs, reset = torch.randn(B, OBS), torch.ones(B, dtype=torch.bool)
+    with torch.no_grad():
+        det = policy.act(obs, policy.initial_state(B), reset, deterministic=True)
+        std = policy.actor_log_std.exp().expand_as(det.action)
+        torch.manual_seed(3)
+        ref = torch.distributions.Normal(det.action, std).sample()
+        torch.manual_seed(3)
+        out = policy.act(obs, policy.initial_state(B), reset)
+    assert torch.equal(out.action, ref)
