@@ -168,11 +168,13 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
     """Worker process: build the envs ``indices``, then obey commands.
 
     ``spin`` > 0: poll for the next command for up to that many seconds before
-    blocking. Why: a worker that blocked steps its envs slower after waking
-    (2-core VM, ML10: a 5-env block took 6.6 ms in a worker, 4.6 ms in a
-    process that never sleeps); 5 ms of polling gave +9% vector steps/s in two
-    paired runs there. Off by default: spinning workers take cycles from
-    whatever else runs on their cores.
+    blocking, yielding the core between polls so that a caller sharing it
+    (the policy forward on a 2-core machine) is not starved. Why: a worker
+    that blocked steps its envs slower after waking (2-core VM, ML10: a 5-env
+    block took 6.6 ms in a worker, 4.6 ms in a process that never sleeps).
+    Off by default: in paired ``bench/train.py`` runs on 2 cores, 20 ms of
+    polling raised random-action and collection steps/s alike, whole training
+    not beyond noise (README, "Measured").
     """
     envs: list[TrialEnv] = []
     try:
@@ -184,7 +186,7 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
             if spin:
                 deadline = time.perf_counter() + spin
                 while not conn.poll(0) and time.perf_counter() < deadline:
-                    pass
+                    os.sched_yield()
             cmd, arg = conn.recv()
             if cmd == "step":  # arg: positions in this block to step (None: all)
                 sub_envs = envs if arg is None else [envs[j] for j in arg]

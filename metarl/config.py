@@ -44,6 +44,9 @@ class EnvConfig:
     """Env groups pipelined during collection (the policy acts for one group while the others
     step; results equal 1 group's up to matmul rounding). 1 = sequential. Pays only when a policy
     forward is cheaper than the envs' step: measured slower on 2 shared cores (bench/train.py)."""
+    spin: float = 0.0
+    """Seconds an env worker polls (yielding its core) for its next command before it blocks.
+    Workers that block step slower after waking on VMs; see ``metarl.envs.make_vec``."""
     eval_num_envs: int = 0
     """Envs for the held-out evaluation; 0 = as many as env.num_envs."""
     eval_trials: int = 1
@@ -381,6 +384,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"
         )
+    if not 0.0 <= cfg.env.spin <= 1.0:
+        raise ConfigError(f"config key 'env.spin' must be seconds in [0, 1], got {cfg.env.spin}")
     if cfg.env.workers is not None and cfg.env.workers < 0:
         raise ConfigError(f"config key 'env.workers' must be >= 0, got {cfg.env.workers}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:

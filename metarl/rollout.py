@@ -37,6 +37,7 @@ def make_envs(env_cfg, split: str, num_envs: int):
         max_episode_steps=env_cfg.max_episode_steps,
         reward_scale=env_cfg.reward_scale,
         workers=env_cfg.workers,
+        spin=env_cfg.spin,
     )
 
 

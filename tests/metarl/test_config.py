@@ -45,7 +45,8 @@ def test_unknown_key_names_the_closest(override, closest):
 
 def test_wrong_type_and_bad_choice_are_one_line():
     for bad, needle in [(["seed=abc"], "seed"), (["ppo.trial_end=bootstrp"], "bootstrap"), (["env.num_envs=0"], ">= 1"),
-                       (["env.num_envs=4", "env.collect_groups=5"], "<= env.num_envs (4)")]:
+                       (["env.num_envs=4", "env.collect_groups=5"], "<= env.num_envs (4)"),
+                       (["env.spin=2"], "'env.spin' must be seconds in [0, 1]")]:
         with pytest.raises(ConfigError) as err:
             load_config(None, bad)
         assert needle in str(err.value) and "\n" not in str(err.value)

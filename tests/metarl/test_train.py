@@ -183,6 +183,16 @@ def test_pipelined_collection_trains_like_sequential(tmp_path, monkeypatch):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+def test_env_spin_reaches_the_vector_env(monkeypatch):
+    import metarl.envs
+    from metarl.rollout import make_envs
+
+    seen = {}
+    monkeypatch.setattr(metarl.envs, "make_vec", lambda benchmark, **kw: seen.update(kw))
+    make_envs(load_config(None, ["env.spin=0.01"]).env, "train", 2)
+    assert seen["spin"] == 0.01
+
+
 def test_cuda_graph_flag_reaches_collect_and_trains_identically_on_cpu(tmp_path, monkeypatch):
     """``cuda_graph=true`` routes steps through a PolicyStepper (eager on CPU): same parameters."""
     seen = []
