@@ -47,6 +47,10 @@ class EnvConfig:
     spin: float = 0.0
     """Seconds an env worker polls (yielding its core) for its next command before it blocks.
     Workers that block step slower after waking on VMs; see ``metarl.envs.make_vec``."""
+    caller_share: float | None = None
+    """Step cost of the envs the training process steps itself, as a fraction of a worker's
+    block (it also runs the policy); 0 = none. None = the envs layer's default when
+    ``workers`` is automatic (``metarl.envs.vector.CALLER_SHARE``), else 0."""
     eval_num_envs: int = 0
     """Envs for the held-out evaluation; 0 = as many as env.num_envs."""
     eval_trials: int = 1
@@ -384,6 +388,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"
         )
+    if cfg.env.caller_share is not None and not 0.0 <= cfg.env.caller_share <= 1.0:
+        raise ConfigError(f"config key 'env.caller_share' must be a fraction in [0, 1], got {cfg.env.caller_share}")
     if not 0.0 <= cfg.env.spin <= 1.0:
         raise ConfigError(f"config key 'env.spin' must be seconds in [0, 1], got {cfg.env.spin}")
     if cfg.env.workers is not None and cfg.env.workers < 0:

@@ -38,6 +38,7 @@ def make_envs(env_cfg, split: str, num_envs: int):
         reward_scale=env_cfg.reward_scale,
         workers=env_cfg.workers,
         spin=env_cfg.spin,
+        caller_share=env_cfg.caller_share,
     )
 
 

@@ -17,9 +17,12 @@ from metarl.envs.vector import INFO_KEYS, balance
 K, L = 2, 5
 
 
-def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int, trials: int = 2, spin: float = 0.0) -> None:
+def _compare_with_single_envs(benchmark: str, num_envs: int, workers: int | None, trials: int = 2,
+                              spin: float = 0.0, caller_share: float | None = 0.0) -> None:
     envs = make_vec(benchmark, num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L,
-                    workers=workers, seed=100, spin=spin)
+                    workers=workers, seed=100, spin=spin, caller_share=caller_share)
+    if caller_share and envs.num_workers:
+        assert 0 < len(envs.caller_envs) < num_envs
     singles = [make_env(benchmark, episodes_per_trial=K, max_episode_steps=L,
                         env_index=i, num_envs=num_envs) for i in range(num_envs)]
     try:
@@ -65,6 +68,32 @@ def test_vector_matches_single_envs_toy_in_process_and_workers() -> None:
     _compare_with_single_envs("bandit", num_envs=3, workers=2)
 
 
+def test_caller_block_matches_single_envs() -> None:
+    # ML10: 4 envs, 2 workers + the caller's block, classes changing between trials
+    _compare_with_single_envs("ML10", num_envs=4, workers=2, caller_share=1.0)
+    _compare_with_single_envs("bandit", num_envs=3, workers=1, caller_share=0.5)
+
+
+def test_automatic_workers_leave_one_block_to_the_caller(monkeypatch) -> None:
+    import metarl.envs.vector as vector
+
+    monkeypatch.setattr(vector, "_usable_cpus", lambda: 3)
+    envs = make_vec("ML1/reach-v3", num_envs=8, episodes_per_trial=K, max_episode_steps=L)
+    try:
+        assert envs.num_workers == 2 and len(envs._procs) == 2
+        assert sorted(i for b in [*envs._groups, envs.caller_envs] for i in b) == list(range(8))
+        assert [len(b) for b in envs._groups] == [3, 3] and len(envs.caller_envs) == 2  # equal shares, the caller last
+    finally:
+        envs.close()
+    envs = make_vec("ML1/reach-v3", num_envs=5, episodes_per_trial=K, max_episode_steps=L, caller_share=0)
+    assert envs.num_workers == 3 and envs.caller_envs == []
+    envs.close()
+    for bad in (1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match=r"caller_share must be a fraction in \[0, 1\]") as err:
+            make_vec("bandit", num_envs=2, caller_share=bad)
+        assert "\n" not in str(err.value)
+
+
 def test_spinning_workers_give_the_same_results_and_bad_spin_is_one_line() -> None:
     _compare_with_single_envs("bandit", num_envs=3, workers=2, spin=0.002)
     for bad in (-0.1, 2.0, "1ms"):
@@ -104,6 +133,10 @@ def test_balance_spreads_step_cost_over_workers() -> None:
     loads = [sum(costs[i] for i in g) for g in groups]
     assert max(loads) - min(loads) <= 0.3  # contiguous halves would differ by 1.6
     assert all(len(g) >= 1 for g in balance([5.0, 1.0, 1.0], 3))
+    # the caller's block (last) runs at the given speed: a third of the load at share 0.5
+    *workers, caller = balance([1.0] * 10, 2, caller_share=0.5)
+    assert [len(g) for g in workers] == [4, 4] and len(caller) == 2
+    assert all(len(g) == 1 for g in balance([1.0] * 3, 2, caller_share=0.01))  # still one env per block
 
 
 def _children() -> set[int]:
@@ -139,9 +172,9 @@ class BrokenNav(PointNavBenchmark):
         return _BrokenCore()
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_env_error_names_env_and_task(workers: int) -> None:
-    envs = make_vec(BrokenNav(), num_envs=3, workers=workers, seed=0)
+@pytest.mark.parametrize(("workers", "caller_share"), [(0, 0.0), (2, 0.0), (1, 1.0)])
+def test_env_error_names_env_and_task(workers: int, caller_share: float) -> None:
+    envs = make_vec(BrokenNav(), num_envs=3, workers=workers, seed=0, caller_share=caller_share)
     envs.reset(seed=0)
     actions = np.zeros((3, 2), np.float32)
     actions[2, 0] = 1.0  # only env 2 moves right

@@ -11,21 +11,25 @@ from metarl.envs.vector import INFO_KEYS
 K, L = 2, 5
 
 
-def _pair(benchmark: str, num_envs: int, workers: int):
-    kw = dict(num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L, workers=workers)
+def _pair(benchmark: str, num_envs: int, workers: int, caller_share: float = 0.0):
+    kw = dict(num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L, workers=workers, caller_share=caller_share)
     return make_vec(benchmark, **kw), make_vec(benchmark, **kw)
 
 
-@pytest.mark.parametrize("benchmark,num_envs,workers,groups", [
-    ("ML1/reach-v3", 4, 2, 2),
-    ("ML10", 5, 2, 3),  # uneven blocks, more groups than some blocks have envs
-    ("point-nav", 4, 0, 2),  # in process: group steps run synchronously
+@pytest.mark.parametrize("benchmark,num_envs,workers,groups,caller_share", [
+    ("ML1/reach-v3", 4, 2, 2, 0.0),
+    ("ML10", 5, 2, 3, 0.0),  # uneven blocks, more groups than some blocks have envs
+    ("point-nav", 4, 0, 2, 0.0),  # in process: group steps run synchronously
+    ("ML10", 5, 1, 2, 0.5),  # the caller steps its share of each group
 ])
-def test_group_steps_equal_plain_steps(benchmark: str, num_envs: int, workers: int, groups: int) -> None:
-    plain, grouped = _pair(benchmark, num_envs, workers)
+def test_group_steps_equal_plain_steps(benchmark: str, num_envs: int, workers: int, groups: int,
+                                       caller_share: float) -> None:
+    plain, grouped = _pair(benchmark, num_envs, workers, caller_share)
     try:
         ids = grouped.split_groups(groups)
         assert len(ids) == groups
+        if caller_share:  # every group holds envs of the caller's block and of the worker's
+            assert all(set(g) & set(grouped.caller_envs) and set(g) - set(grouped.caller_envs) for g in ids)
         np.testing.assert_array_equal(np.sort(np.concatenate(ids)), np.arange(num_envs))
         obs_a, _ = plain.reset(seed=7)
         obs_b, _ = grouped.reset(seed=7)
