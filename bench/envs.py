@@ -160,7 +160,8 @@ def memory_only(args: argparse.Namespace) -> None:
         envs.step(rng.uniform(-1, 1, envs.action_space.shape))
     pids = [os.getpid()] + [p.pid for p in envs._procs]
     rss, pss = _memory(pids)
-    print(f"{args.benchmark} {args.split}: {args.num_envs} envs, {envs.num_workers} workers, "
+    print(f"{args.benchmark} {args.split}: {args.num_envs} envs, {envs.num_workers} workers "
+          f"+ {len(envs.caller_envs)} envs in the main process, "
           f"built in {built:.1f} s")
     print(f"resident memory: RSS sum {rss:.0f} MB, PSS sum {pss:.0f} MB "
           f"({len(pids)} processes, main included)")
@@ -202,7 +203,7 @@ def main() -> None:
     for _ in range(args.repeats):
         theirs_rates.append(_vector_rate(theirs, theirs_pids, actions))
         ours_rates.append(_vector_rate(ours, ours_pids, actions))
-    blocks = [list(b) for b in ours._groups]
+    blocks = [list(b) for b in ours._groups] + ([ours.caller_envs] if ours.caller_envs else [])
     ours.close()
     theirs.close()
     independent = _independent_rate(args, blocks)
@@ -211,7 +212,8 @@ def main() -> None:
     o_cpu, t_cpu = (statistics.median(r[1] for r in rates) for rates in (ours_rates, theirs_rates))
     load = os.getloadavg()[0]
     print(f"{args.benchmark} {args.split}, {args.num_envs} envs, {cores} usable cores, "
-          f"ours with {ours.num_workers} workers (spin {args.spin * 1e3:g} ms), {args.steps} steps x {args.repeats} repeats (medians)")
+          f"ours with {ours.num_workers} workers + {len(ours.caller_envs)} envs in the caller "
+          f"(spin {args.spin * 1e3:g} ms), {args.steps} steps x {args.repeats} repeats (medians)")
     print(f"single process, same envs one by one: {single:.0f} steps/s")
     print(f"gymnasium AsyncVectorEnv: {t:.0f} env steps/s")
     print(f"ours (TrialVectorEnv): {o:.0f} env steps/s")
