@@ -4,7 +4,7 @@
 #   tests      CPU/CUDA parity tests
 #   cells      forward+backward time of every cell on CUDA (bench/cells.py)
 #   envs       vector-env speed on all cores, ML10 (bench/envs.py)
-#   envsweep   the same for 32 (workers blocking / spinning 2 ms) and 64 envs on 16 workers, plus lscpu (physical vs logical cores)
+#   envsweep   the same for 32 envs (default blocks with the caller's, 16 workers without it, spinning 2 ms) and 64 envs, plus lscpu
 #   trainbench training throughput with the policy on CUDA (bench/train.py)
 #   train      a time-boxed real ML1/reach-v3 training run (run dir in $OUT)
 #   render     EGL rendering tests (upright frames per camera)
@@ -33,9 +33,10 @@ for step in "$@"; do
     cells) timeout 80 $PY bench/cells.py --device cuda --repeats 3 2>&1 | tee "$OUT/cells_cuda.txt" | tail -25 ;;
     envs) timeout 80 $PY bench/envs.py --benchmark ML10 --num-envs 32 --steps 300 --repeats 3 2>&1 | tee "$OUT/envs_ml10.txt" | tail -20 ;;
     envsweep) lscpu > "$OUT/lscpu.txt" 2>&1; grep -E "^(CPU\(s\)|Thread|Core|Socket|Model name)" "$OUT/lscpu.txt" | tee -a "$OUT/summary.txt"
-           for cfg in "32 16 0" "32 16 0.002" "64 16 0"; do read -r n w spin <<< "$cfg"
-             echo "-- $n envs, $w workers, spin $spin s" | tee -a "$OUT/envsweep.txt"
-             timeout 90 $PY bench/envs.py --benchmark ML10 --num-envs $n --workers $w --spin $spin --steps 200 --repeats 2 2>&1 \
+           for cfg in "32 auto 0" "32 16 0" "32 auto 0.002" "64 auto 0"; do read -r n w spin <<< "$cfg"
+             echo "-- $n envs, $w workers (auto: one block per core, the caller's included), spin $spin s" | tee -a "$OUT/envsweep.txt"
+             wk=""; [ "$w" != auto ] && wk="--workers $w"
+             timeout 90 $PY bench/envs.py --benchmark ML10 --num-envs $n $wk --spin $spin --steps 200 --repeats 2 2>&1 \
                | grep -E "single|AsyncVectorEnv|ours|independent|busy|load" | tee -a "$OUT/envsweep.txt"
            done ;;
     trainbench) timeout 240 $PY bench/train.py --benchmark ML10 --num-envs 32 --device cuda --max-episode-steps 500 \

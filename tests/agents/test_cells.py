@@ -81,22 +81,27 @@ STEP_VARIANTS = [(name, {}) for name in cells()] + [
 ]
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize(("name", "options"), STEP_VARIANTS, ids=lambda v: str(v) if v else "")
-def test_one_step_path_equals_forward_on_length_one_sequences(name, options):
+def test_one_step_path_equals_forward_on_length_one_sequences(name, options, device):
     """``Cell.step`` (the rollout's fused path) against the sequence path, step by step, with resets."""
-    cell = build(name, **options)
-    x = torch.randn(T, B, I)
-    reset = mid_resets()
+    cell = build(name, **options).to(device)
+    x = torch.randn(T, B, I, device=device)
+    reset = mid_resets().to(device)
     reset[8] = False  # steps where no env resets take the CPU shortcut
+    tol = 1e-6 if device == "cpu" else 1e-4
     with torch.no_grad():
-        ref, ref_state = run_steps(cell, x, cell.initial_state(B), reset)
-        state, outs = cell.initial_state(B), []
+        ref, ref_state = run_steps(cell, x, cell.initial_state(B, device), reset)
+        state, outs = cell.initial_state(B, device), []
         for t in range(T):
             out, state = cell.step(x[t], state, reset[t])
             assert out.shape == (B, H)
             outs.append(out)
-    torch.testing.assert_close(torch.stack(outs), ref, atol=1e-6, rtol=1e-5)
-    assert_states_close(state, ref_state, 1e-6)
+    torch.testing.assert_close(torch.stack(outs), ref, atol=tol, rtol=1e-5)
+    assert_states_close(state, ref_state, tol)
 
 
 def test_may_reset_skips_only_an_all_false_cpu_mask():
