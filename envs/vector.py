@@ -46,6 +46,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 import traceback
@@ -182,6 +183,8 @@ def _worker(conn: Connection, shared: Any, layout: _Layout, indices: list[int],
     polling raised random-action and collection steps/s alike, whole training
     not beyond noise (README, "Measured").
     """
+    # Ctrl-C in a terminal reaches the whole process group: the caller decides when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     envs: list[TrialEnv] = []
     try:
         buf = layout.views(shared)
@@ -310,7 +313,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         classes = self.task_names
         self._costs = [spec.step_cost(classes[i % len(classes)]) for i in range(self.num_envs)]
         blocks = balance(self._costs, self.num_workers, caller_share if caller_block else None)
-        if caller_block:  # the last block: the caller's, sized for a process that also runs the policy
+        if caller_block:  # the last block is the caller's (sized by caller_share)
             self._make_local(blocks.pop(), env_kwargs, seed)
         for w, indices in enumerate(blocks):
             parent, child = ctx.Pipe()

@@ -85,16 +85,19 @@ class _StopFlag:
         return self.set
 
 
-def _make_envs_ignoring_sigint(env_cfg, split: str, num_envs: int):
-    """Build envs with SIGINT ignored, so worker processes inherit that and survive Ctrl-C."""
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:
+def _make_envs_deferring_sigint(env_cfg, split: str, num_envs: int):
+    """Build envs with SIGINT blocked: a Ctrl-C meanwhile is delivered once they exist, not lost.
+
+    Env workers ignore SIGINT themselves (the trainer decides when to stop);
+    blocking here only keeps a Ctrl-C from interrupting the build halfway.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
         return make_envs(env_cfg, split, num_envs)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return make_envs(env_cfg, split, num_envs)
     finally:
-        signal.signal(signal.SIGINT, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _merge_moments(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,7 +144,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, dist.rank, 3))
 
     # ---------------------------------------------------------------- envs, policy, learner state
-    envs = _make_envs_ignoring_sigint(cfg.env, "train", cfg.env.num_envs)
+    envs = _make_envs_deferring_sigint(cfg.env, "train", cfg.env.num_envs)
     eval_envs = None
     obs_dim = envs.single_observation_space.shape[0]
     action_dim = envs.single_action_space.shape[0]
@@ -226,7 +229,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     def run_eval() -> dict[str, float]:
         nonlocal eval_envs
         if eval_envs is None:
-            eval_envs = _make_envs_ignoring_sigint(cfg.env, "test", cfg.env.eval_num_envs or N)
+            eval_envs = _make_envs_deferring_sigint(cfg.env, "test", cfg.env.eval_num_envs or N)
         if device.type == "cpu":
             torch.set_num_threads(1)
         stats = evaluate_trials(

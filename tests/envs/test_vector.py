@@ -186,6 +186,20 @@ def test_env_error_names_env_and_task(workers: int, caller_share: float) -> None
     envs.close()
 
 
+def test_workers_ignore_ctrl_c() -> None:
+    """A terminal's Ctrl-C reaches every process of the group; workers leave stopping to the caller."""
+    envs = make_vec("point-nav", num_envs=4, workers=2, seed=0)
+    try:
+        envs.reset(seed=0)
+        for proc in envs._procs:
+            os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert all(p.is_alive() for p in envs._procs)
+        envs.step(np.zeros((4, 2), np.float32))
+    finally:
+        envs.close()
+
+
 def test_close_leaves_no_child_processes() -> None:
     before = _children()
     envs = make_vec("point-nav", num_envs=4, workers=2, seed=0)

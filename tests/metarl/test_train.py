@@ -128,8 +128,8 @@ class _NanReward:
 
 
 def test_nan_reward_stops_with_source_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
-    real = train_mod._make_envs_ignoring_sigint
-    monkeypatch.setattr(train_mod, "_make_envs_ignoring_sigint", lambda c, s, n: _NanReward(real(c, s, n), at=45))
+    real = train_mod._make_envs_deferring_sigint
+    monkeypatch.setattr(train_mod, "_make_envs_deferring_sigint", lambda c, s, n: _NanReward(real(c, s, n), at=45))
     cfg = load_config(None, TOY + [f"total_steps={4 * STEPS}", "eval_interval=0"])
     with pytest.raises(NonFiniteError, match=r"non-finite reward at env step 176 \(env 1\)"):
         train_mod.train(cfg, tmp_path)
@@ -161,6 +161,25 @@ def test_ctrl_c_saves_a_checkpoint_exits_cleanly_and_resume_continues(tmp_path):
     _cli("--resume", str(tmp_path), "--set", f"max_updates={done + 1}")
     assert load_checkpoint(tmp_path)["counters"]["update"] == done + 1
     assert len(metrics.read_text().splitlines()) == done + 2  # header + one row per update, none duplicated
+
+
+def test_ctrl_c_while_envs_are_built_is_delivered_afterwards(monkeypatch):
+    """Building envs blocks SIGINT (their workers must not get it); a Ctrl-C meanwhile still stops the run."""
+    import os
+    import signal
+
+    def build(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # "Ctrl-C" in the middle of the build
+        return "envs"
+
+    monkeypatch.setattr(train_mod, "make_envs", build)
+    stop = train_mod._StopFlag()
+    stop.install()
+    try:
+        assert train_mod._make_envs_deferring_sigint(None, "train", 2) == "envs"
+        assert stop(), "the Ctrl-C during the build was lost"
+    finally:
+        stop.uninstall()
 
 
 def test_pipelined_collection_trains_like_sequential(tmp_path, monkeypatch):
