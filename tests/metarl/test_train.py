@@ -165,11 +165,13 @@ def test_ctrl_c_saves_a_checkpoint_exits_cleanly_and_resume_continues(tmp_path):
 
 def test_ctrl_c_while_envs_are_built_is_delivered_afterwards(monkeypatch):
     """Building envs blocks SIGINT (their workers must not get it); a Ctrl-C meanwhile still stops the run."""
-    import os
     import signal
+    import threading
 
     def build(*args):
-        os.kill(os.getpid(), signal.SIGINT)  # "Ctrl-C" in the middle of the build
+        # "Ctrl-C" in the middle of the build, aimed at this thread: a signal sent to the
+        # process may land on any other thread (torch's, gloo's) that does not block it
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         return "envs"
 
     monkeypatch.setattr(train_mod, "make_envs", build)
