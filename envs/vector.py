@@ -292,6 +292,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self._procs: list[Any] = []
         self._groups: list[list[int]] = []  # env indices of each worker (its block)
         self._local: dict[int, TrialEnv] = {}  # env index -> env stepped in this process
+        self._local_ids: list[int] = []  # its keys, kept as a list for the per-step calls
         self._failed: str | None = None
         # group steps sent and not yet waited for, oldest first: (env ids, workers told)
         self._pending: collections.deque[tuple[bytes, list[int]]] = collections.deque()
@@ -334,11 +335,12 @@ class TrialVectorEnv(gym.vector.VectorEnv):
     def _make_local(self, indices: Any, env_kwargs: dict[str, Any], seed: int | None) -> None:
         for i in indices:
             self._local[i] = TrialEnv(**env_kwargs, env_index=i, seed=None if seed is None else seed + i)
+        self._local_ids = list(self._local)
 
     @property
     def caller_envs(self) -> list[int]:
         """Indices of the envs this process steps itself (all of them when ``num_workers`` is 0)."""
-        return list(self._local)
+        return list(self._local_ids)
 
     # ------------------------------------------------------------ workers
 
@@ -413,7 +415,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self._finish_pending()
         self._send([(w, ("reset", (seed, [tasks[i] for i in block]))) for w, block in enumerate(self._groups)])
         try:  # the caller's block resets while the workers reset theirs
-            _reset_block(list(self._local.values()), self.caller_envs, self._buf, seed, [tasks[i] for i in self._local])
+            _reset_block(list(self._local.values()), self._local_ids, self._buf, seed, [tasks[i] for i in self._local_ids])
         finally:
             self._wait_all("resetting")
         return self._buf["obs"].copy(), self._infos()
@@ -443,7 +445,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         )  # (N, A)
         self._send_all(("step", None))
         try:  # the caller's block steps while the workers step theirs
-            self._step_local(self.caller_envs)
+            self._step_local(self._local_ids)
         finally:
             self._wait_all("stepping")
         b = self._buf
@@ -483,7 +485,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         if not self._conns:  # one process steps everything: contiguous blocks
             return [np.asarray(g, dtype=np.int64) for g in np.array_split(np.arange(self.num_envs), groups)]
         out: list[list[int]] = [[] for _ in range(groups)]
-        for block in [*self._groups, self.caller_envs] if self._local else self._groups:
+        for block in [*self._groups, self._local_ids] if self._local else self._groups:
             for g, positions in enumerate(balance([self._costs[i] for i in block], groups)):
                 out[g] += [block[j] for j in positions]
         return [np.asarray(sorted(g), dtype=np.int64) for g in out]
