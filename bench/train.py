@@ -66,7 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def random_action_sps(cfg, trials: int) -> float:
-    """Median steps/s of the vector env stepping uniform random actions over whole trials."""
+    """Median steps/s of the vector env stepping uniform random actions over whole trials.
+
+    Per trial it does the env work collection does: one trial reset (here the
+    autoreset in the last step; in training, with ``trial_autoreset=False``,
+    the reset that ``collect`` times before its first step) and T steps."""
     envs = make_envs(cfg.env, "train", cfg.env.num_envs)
     rng = np.random.default_rng(0)
     space = envs.single_action_space
@@ -102,7 +106,7 @@ def collection_sps(cfg, device: torch.device, variants: list[tuple[int, bool]], 
     """Per (groups, CUDA graph) variant: median collection steps/s over ``trials`` (variants
     alternate, after a warm-up), and from one more timed pass the shares of collection time
     in the policy step and in env calls (sending actions and waiting for the step)."""
-    envs = make_envs(cfg.env, "train", cfg.env.num_envs)
+    envs = make_envs(cfg.env, "train", cfg.env.num_envs, trial_autoreset=False)  # as the trainer's
     N, T = envs.num_envs, envs.trial_length
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     policy = build_policy(cfg, D, A).to(device)

@@ -25,8 +25,12 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def make_envs(env_cfg, split: str, num_envs: int):
-    """The trial vector env a config describes (``env_cfg`` an ``EnvConfig``)."""
+def make_envs(env_cfg, split: str, num_envs: int, trial_autoreset: bool = True):
+    """The trial vector env a config describes (``env_cfg`` an ``EnvConfig``).
+
+    ``trial_autoreset=False`` for envs that only ``collect`` steps: it resets
+    every env at the start of each trial, so a new trial started at the end
+    of the last one would be thrown away (see ``make_vec``)."""
     from metarl.envs import make_vec
 
     return make_vec(
@@ -39,6 +43,7 @@ def make_envs(env_cfg, split: str, num_envs: int):
         workers=env_cfg.workers,
         spin=env_cfg.spin,
         caller_share=env_cfg.caller_share,
+        trial_autoreset=trial_autoreset,
     )
 
 

@@ -85,17 +85,17 @@ class _StopFlag:
         return self.set
 
 
-def _make_envs_deferring_sigint(env_cfg, split: str, num_envs: int):
+def _make_envs_deferring_sigint(env_cfg, split: str, num_envs: int, **kwargs):
     """Build envs with SIGINT blocked: a Ctrl-C meanwhile is delivered once they exist, not lost.
 
     Env workers ignore SIGINT themselves (the trainer decides when to stop);
     blocking here only keeps a Ctrl-C from interrupting the build halfway.
     """
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX
-        return make_envs(env_cfg, split, num_envs)
+        return make_envs(env_cfg, split, num_envs, **kwargs)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return make_envs(env_cfg, split, num_envs)
+        return make_envs(env_cfg, split, num_envs, **kwargs)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -144,7 +144,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, dist.rank, 3))
 
     # ---------------------------------------------------------------- envs, policy, learner state
-    envs = _make_envs_deferring_sigint(cfg.env, "train", cfg.env.num_envs)
+    # collect resets every env at each trial start: no new trial at the end of the last one
+    envs = _make_envs_deferring_sigint(cfg.env, "train", cfg.env.num_envs, trial_autoreset=False)
     eval_envs = None
     obs_dim = envs.single_observation_space.shape[0]
     action_dim = envs.single_action_space.shape[0]

@@ -102,6 +102,55 @@ def test_spinning_workers_give_the_same_results_and_bad_spin_is_one_line() -> No
         assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("benchmark,workers,caller_share", [
+    ("ML1/reach-v3", 1, 1.0),  # a worker's block and the caller's
+    ("bandit", 0, None),  # in process
+])
+def test_without_trial_autoreset_an_ended_trial_waits_for_reset(benchmark, workers, caller_share) -> None:
+    kw = dict(num_envs=3, episodes_per_trial=K, max_episode_steps=L, workers=workers, caller_share=caller_share)
+    auto, held = make_vec(benchmark, **kw), make_vec(benchmark, trial_autoreset=False, **kw)
+    try:
+        rng = np.random.default_rng(0)
+        n_act = auto.single_action_space.shape[0]
+        for trial in range(2):
+            np.testing.assert_array_equal(auto.reset(seed=40 + trial)[0], held.reset(seed=40 + trial)[0])
+            for step in range(auto.trial_length):
+                actions = rng.uniform(-1, 1, (3, n_act)).astype(np.float32)
+                a, h = auto.step(actions), held.step(actions)
+                for x, y in zip(a[1:4], h[1:4]):
+                    np.testing.assert_array_equal(x, y)
+                for key in a[4]:
+                    np.testing.assert_array_equal(a[4][key], h[4][key], err_msg=key)
+                if step < auto.trial_length - 1:
+                    np.testing.assert_array_equal(a[0], h[0])
+            assert h[4]["trial_end"].all()
+            np.testing.assert_array_equal(h[0], h[4]["final_obs"])  # the trial's last obs, no new trial
+            assert np.all(a[0][:, TRIAL_START] == 1.0) and not np.any(h[0][:, TRIAL_START] == 1.0)
+            with pytest.raises(ValueError, match=r"envs \[0, 1, 2\] ended their trial and wait for reset\(\)") as err:
+                held.step(actions)
+            assert "\n" not in str(err.value)
+            with pytest.raises(ValueError, match=r"envs \[1\] ended their trial"):
+                held.step_group_async(np.array([1]), actions[1:2])
+        # Group steps still in flight when the trial ends are booked before the next step.
+        held.reset(seed=0)
+        groups = held.split_groups(2)
+        for step in range(held.trial_length):
+            for g in groups:
+                held.step_group_async(g, np.zeros((len(g), n_act), dtype=np.float32))
+            if step < held.trial_length - 1:
+                for g in groups:
+                    held.step_group_wait(g)
+        with pytest.raises(ValueError, match="ended their trial"):
+            held.step(np.zeros((3, n_act), dtype=np.float32))
+        held.reset(seed=0)
+        held.step(np.zeros((3, n_act), dtype=np.float32))  # a reset opens the next trial
+    finally:
+        auto.close()
+        held.close()
+    with pytest.raises(ValueError, match="trial_autoreset must be True or False, got 'no'"):
+        make_vec("bandit", num_envs=2, trial_autoreset="no")
+
+
 def test_attributes_and_round_robin_task_ids() -> None:
     envs = make_vec("ML10", split="test", num_envs=7, episodes_per_trial=K, max_episode_steps=L, workers=0)
     assert (envs.episodes_per_trial, envs.max_episode_steps, envs.trial_length) == (K, L, K * L)

@@ -51,8 +51,9 @@ def _assert_same(a, b) -> None:
     assert torch.equal(rng_a, rng_b)  # the same noise was drawn: later updates match too
 
 
-def _setup(benchmark: str, workers: int, cell: str):
-    envs = make_vec(benchmark, num_envs=N, episodes_per_trial=K, max_episode_steps=L, workers=workers)
+def _setup(benchmark: str, workers: int, cell: str, trial_autoreset: bool = True):
+    envs = make_vec(benchmark, num_envs=N, episodes_per_trial=K, max_episode_steps=L, workers=workers,
+                    trial_autoreset=trial_autoreset)
     obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     torch.manual_seed(0)
     policy = make_policy(cell, obs_dim, act_dim, hidden_size=32, encoder_sizes=(32,))
@@ -108,3 +109,24 @@ def test_given_noise_samples_exactly_as_policy_act(cell: str) -> None:
         assert torch.equal(getattr(ref, name), getattr(out, name)), name
     for a, b in zip(ref.state, out.state, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("benchmark,workers", [("ML1/reach-v3", 1), ("point-nav", 0)])
+def test_collection_without_trial_autoreset_is_the_same(benchmark: str, workers: int) -> None:
+    """The trainer's envs start no new trial at a trial's end (collect resets them anyway):
+    the rollouts are the same, bit for bit, sequential and pipelined, update after update."""
+    auto, policy, obs_norm = _setup(benchmark, workers, "forget-memory")
+    held = _setup(benchmark, workers, "forget-memory", trial_autoreset=False)[0]
+    try:
+        for groups in (1, 2, 1):
+            a, h = _collect(auto, policy, groups, obs_norm), _collect(held, policy, groups, obs_norm)
+            for name in ("obs", "actions", "log_probs", "values", "rewards", "resets"):
+                assert torch.equal(getattr(a[0], name), getattr(h[0], name)), name
+            for name in ("raw_obs", "rewards", "final_obs"):
+                np.testing.assert_array_equal(getattr(a[1], name), getattr(h[1], name), err_msg=name)
+            for sa, sh in zip(a[1].final_state, h[1].final_state, strict=True):
+                assert torch.equal(sa, sh)
+            np.testing.assert_array_equal(a[1].stats.ret, h[1].stats.ret)
+    finally:
+        auto.close()
+        held.close()

@@ -129,7 +129,7 @@ class _NanReward:
 
 def test_nan_reward_stops_with_source_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     real = train_mod._make_envs_deferring_sigint
-    monkeypatch.setattr(train_mod, "_make_envs_deferring_sigint", lambda c, s, n: _NanReward(real(c, s, n), at=45))
+    monkeypatch.setattr(train_mod, "_make_envs_deferring_sigint", lambda c, s, n, **kw: _NanReward(real(c, s, n, **kw), at=45))
     cfg = load_config(None, TOY + [f"total_steps={4 * STEPS}", "eval_interval=0"])
     with pytest.raises(NonFiniteError, match=r"non-finite reward at env step 176 \(env 1\)"):
         train_mod.train(cfg, tmp_path)
@@ -202,6 +202,21 @@ def test_pipelined_collection_trains_like_sequential(tmp_path, monkeypatch):
     assert b["config"]["env"]["collect_groups"] == 2
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_training_envs_start_no_trial_that_collect_would_discard(tmp_path, monkeypatch):
+    """The trainer's envs wait for collect's reset at each trial end; evaluation's autoreset (several trials)."""
+    seen = []
+    real = train_mod.make_envs
+
+    def spy(env_cfg, split, num_envs, **kwargs):
+        envs = real(env_cfg, split, num_envs, **kwargs)
+        seen.append((split, envs.trial_autoreset))
+        return envs
+
+    monkeypatch.setattr(train_mod, "make_envs", spy)
+    train_mod.train(load_config(None, TOY + [f"total_steps={2 * STEPS}"]), tmp_path / "run")
+    assert seen == [("train", False), ("test", True)]
 
 
 def test_env_spin_reaches_the_vector_env(monkeypatch):
