@@ -278,7 +278,6 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         if not isinstance(trial_autoreset, bool):
             raise ValueError(f"trial_autoreset must be True or False, got {trial_autoreset!r}")
         self.trial_autoreset = trial_autoreset
-        self._trial_over = np.zeros(self.num_envs, dtype=bool)  # ended trials awaiting reset() (no autoreset)
         self.num_workers = min(workers, self.num_envs - caller_block)
         env_kwargs = dict(
             benchmark=benchmark,
@@ -415,11 +414,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
     def _finish_pending(self) -> None:
         """Wait for every group step still in flight (before a reset or full step)."""
         while self._pending:
-            key, workers = self._pending.popleft()
+            _, workers = self._pending.popleft()
             self._wait_all("stepping", workers)
-            if not self.trial_autoreset:
-                env_ids = np.frombuffer(key, dtype=np.int64)
-                self._trial_over[env_ids] |= self._buf["trial_end"][env_ids]
         self._busy[:] = False
 
     # ------------------------------------------------------------ gym API
@@ -440,7 +436,6 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             _reset_block(list(self._local.values()), self._local_ids, self._buf, seed, [tasks[i] for i in self._local_ids])
         finally:
             self._wait_all("resetting")
-        self._trial_over[:] = False
         return self._buf["obs"].copy(), self._infos()
 
     def _check_tasks(self, tasks: Any) -> list[tuple[int, int] | None]:
@@ -473,8 +468,6 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         finally:
             self._wait_all("stepping")
         b = self._buf
-        if not self.trial_autoreset:
-            self._trial_over |= b["trial_end"]
         return (
             b["obs"].copy(),
             b["rewards"].copy(),
@@ -484,9 +477,14 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         )
 
     def _check_trials_open(self, env_ids: Any) -> None:
-        """Raise if an env of ``env_ids`` ended its trial and waits for ``reset()`` (no trial autoreset)."""
-        if not self.trial_autoreset and self._trial_over[env_ids].any():
-            over = np.arange(self.num_envs)[env_ids][self._trial_over[env_ids]]
+        """Raise if an env of ``env_ids`` ended its trial and waits for ``reset()`` (no trial autoreset).
+
+        Such an env's ``trial_end`` flag in the buffer stays set until its reset
+        writes the new trial's, so the flag itself is the record; call after
+        waiting for the envs' steps in flight."""
+        ended = self._buf["trial_end"][env_ids]
+        if not self.trial_autoreset and ended.any():
+            over = np.arange(self.num_envs)[env_ids][ended]
             raise ValueError(f"envs {over.tolist()} ended their trial and wait for reset() "
                              f"(this vector env was made with trial_autoreset=False)")
 
@@ -573,8 +571,6 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         if workers:
             self._wait_all("stepping", workers)
         b = self._buf
-        if not self.trial_autoreset:
-            self._trial_over[env_ids] |= b["trial_end"][env_ids]
         return (
             b["obs"][env_ids],  # fancy indexing copies
             b["rewards"][env_ids],
