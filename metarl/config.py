@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class EnvConfig:
     """Steps per attempt; None keeps the benchmark's default (500 for Meta-World)."""
     reward_scale: float | None = None
     """Scale of the previous-reward input in the observation; None keeps the benchmark's default."""
+    clock: bool = False
+    """Add the trial's clock to the observation (share of the attempt and of the trial left):
+    attempts end at a time limit the env observation does not show (``metarl.envs.trial``)."""
     workers: int | None = None
     """Env worker processes: None = the envs layer's choice (in-process for toys, else one per CPU); 0 = in-process."""
     collect_groups: int = 1
@@ -106,6 +110,11 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     target_kl: float | None = None
     """Stop the epochs early once approx KL exceeds this (None: never)."""
+    task_coef: float = 0.0
+    """Weight of a task-inference loss: a head on the cell output predicts the hidden task's
+    parameters (``metarl.envs.registry.task_vectors``, standardised; Meta-World: object and
+    goal positions) at every step of the training trials. Training tasks only; the policy
+    never sees them and evaluation never uses them. 0 = plain RL²."""
     trial_end: str = "terminal"
     """How the last step of a trial is treated: ``terminal`` (the RL² episode ends, value 0)
     or ``bootstrap`` (truncation: bootstrap with the value of the final observation)."""
@@ -152,7 +161,7 @@ class TrainConfig:
     save_interval: int = 0
     """Updates between kept checkpoints/step_<env_steps>.pt; 0 = none."""
     progress: bool = True
-    """Show a progress bar (env steps, SPS, ETA)."""
+    """Show a progress bar (env steps, env steps/s, ETA, train and last held-out success)."""
     tensorboard: bool = True
     """Write TensorBoard events to DIR/tb."""
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -191,8 +200,20 @@ def _type_name(t: Any) -> str:
     return getattr(t, "__name__", str(t).replace("typing.", ""))
 
 
+# Integer spellings in scientific notation (``1e5``, ``2E6``, ``1_000e3``): an integer
+# mantissa and a non-negative exponent, so the value is exact. Anything else with an
+# exponent or a point (``1.5e3``, ``1e-3``) is refused for int keys.
+_SCI_INT = re.compile(r"[+-]?[0-9](_?[0-9])*[eE]\+?[0-9]+")
+_SCI_FLOAT = re.compile(r"[+-]?([0-9][0-9_]*)?\.?[0-9_]*[eE][+-]?[0-9]+|[+-]?[0-9][0-9_]*\.[0-9_]*")
+
+
+class _NotAnInteger(ConfigError):
+    """A number spelling that is no exact integer, given for an int key."""
+
+
 def _coerce(key: str, value: Any, t: Any) -> Any:
-    """Check ``value`` against annotation ``t``; ints widen to floats, nothing else converts."""
+    """Check ``value`` against annotation ``t``; ints widen to floats, integer spellings like
+    ``1e5`` become ints, nothing else converts."""
     origin = typing.get_origin(t)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(t)
@@ -206,6 +227,9 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
                 return _coerce(key, value, a)
             except ConfigError as exc:
                 errors.append(exc)
+        for exc in errors:
+            if isinstance(exc, _NotAnInteger):  # "1.5e3" for an int-or-None key: say why
+                raise exc
         raise ConfigError(f"config key '{key}' expects {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if t is bool:
         if isinstance(value, bool):
@@ -213,6 +237,16 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
     elif t is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str) and _SCI_INT.fullmatch(value.strip()):  # PyYAML reads "1e5" as a string
+            mantissa, exponent = re.split("[eE]", value.strip())
+            if int(exponent) > 100:
+                raise _NotAnInteger(f"config key '{key}' expects int, got {value!r}: too large")
+            return int(mantissa) * 10 ** int(exponent)
+        if isinstance(value, str) and _SCI_FLOAT.fullmatch(value.strip()):
+            raise _NotAnInteger(
+                f"config key '{key}' expects int, got {value!r}: not an integer spelling "
+                "(write digits, 1_500, or an integer mantissa such as 15e2)"
+            )
     elif t is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -376,6 +410,7 @@ def validate(cfg: TrainConfig) -> None:
         "max_updates": cfg.max_updates,
         "env.eval_num_envs": cfg.env.eval_num_envs,
         "torch_threads": cfg.torch_threads,
+        "ppo.task_coef": cfg.ppo.task_coef,
     }
     for key, value in non_negative.items():
         if value < 0:

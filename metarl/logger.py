@@ -100,20 +100,40 @@ class MetricsLogger:
 
 
 class Progress:
-    """tqdm bar over env steps with SPS and the latest success in the postfix."""
+    """tqdm bar over env steps: one labelled speed (env steps/s), elapsed time and ETA,
+    the training success of the latest update and the latest held-out success once one exists.
 
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True):
+    The speed is the bar's smoothed wall-clock rate over this process's updates (evaluations
+    and checkpoints included), the same rate the ETA is computed from.
+    """
+
+    BAR_FORMAT = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]"
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, file=None):
         self.bar = None
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True, smoothing=0.3)
+            self.bar = tqdm(total=total, initial=initial, unit=" env steps", unit_scale=True, dynamic_ncols=True,
+                            smoothing=0.3, bar_format=self.BAR_FORMAT, file=file)
 
-    def update(self, steps: int, **postfix: float) -> None:
+    @staticmethod
+    def describe(train_success: float | None = None, held_out_success: float | None = None) -> str:
+        """The bar's postfix: ``train success 0.12, held-out success 0.30`` (parts that are known)."""
+        parts = []
+        if train_success is not None and not math.isnan(train_success):
+            parts.append(f"train success {train_success:.2f}")
+        if held_out_success is not None and not math.isnan(held_out_success):
+            parts.append(f"held-out success {held_out_success:.2f}")
+        return ", ".join(parts)
+
+    def update(self, steps: int, train_success: float | None = None, held_out_success: float | None = None) -> None:
+        """Advance by ``steps`` env steps; ``held_out_success`` is the latest evaluation's (None before one)."""
         if self.bar is not None:
-            self.bar.update(steps)
+            postfix = self.describe(train_success, held_out_success)
             if postfix:
-                self.bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
+                self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(steps)
 
     def write(self, msg: str) -> None:
         if self.bar is not None:

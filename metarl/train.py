@@ -162,6 +162,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     obs_norm = ObsNormalizer(mask, clip=cfg.normalize.clip) if mask.any() else None
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
+    task_table = _task_targets(cfg.env.benchmark) if cfg.ppo.task_coef > 0 else None  # (C, G, F)
     stepper = PolicyStepper(policy, device) if cfg.cuda_graph else None
     if stepper is not None and not stepper.use_graph and dist.is_main:
         print(f"note: cuda_graph has no effect here ({stepper.fallback_reason or 'device ' + device.type}): "
@@ -275,7 +276,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 final = obs_norm(rollout.final_obs) if obs_norm is not None else rollout.final_obs
                 with torch.no_grad():
                     last_value = policy.get_value(
-                        torch.from_numpy(final).to(device), rollout.final_state, torch.zeros(N, dtype=torch.bool, device=device)
+                        torch.from_numpy(final).to(device), rollout.final_state, torch.zeros(N, dtype=torch.bool, device=device),
                     )
 
             # 3. update normalisers from this rollout (all ranks' data)
@@ -289,7 +290,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 return_scaler.rms.update_from_moments(mean[0], var[0], count)
                 rewards = return_scaler.scale(buffer.rewards)  # the critic (and last_value) live in scaled units
 
-            # 4. advantages and PPO epochs
+            # 4. advantages and PPO epochs (and the trials' task vectors for a task-inference loss)
+            if task_table is not None:
+                buffer.task_targets = task_table[rollout.tasks[:, 0], rollout.tasks[:, 1]].to(device)  # (N, F)
             adv, ret = compute_gae(rewards, buffer.values, last_value, cfg.ppo.gamma, cfg.ppo.gae_lambda)
             buffer.advantages.copy_(adv)
             buffer.returns.copy_(ret)
@@ -321,7 +324,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                     best = score
                     names.append("best.pt")
             logger.log(env_steps, update, metrics, wall_time=time.time() - start_time)
-            progress.update(steps_per_update, sps=metrics["charts/sps"], success=metrics.get("charts/success", 0.0))
+            progress.update(steps_per_update, train_success=metrics.get("charts/success"), held_out_success=last_eval.get("eval/success"))
             write_checkpoints(names)
             if cfg.max_updates and update >= cfg.max_updates and update < num_updates:
                 if "last.pt" not in names:
@@ -343,6 +346,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
         print(f"interrupted: checkpoint at update {update} ({env_steps} env steps); resume with --resume {run_dir}", flush=True)
     D.cleanup()
     return TrainResult(run_dir, update, env_steps, interrupted, last_eval)
+
+
+def _task_targets(benchmark: str) -> torch.Tensor:
+    """(C, G, F) float32 training task vectors, standardised per dim over the split's tasks
+    (constant dims become 0), so every dim weighs alike in the task-inference loss."""
+    from metarl.envs.registry import task_vectors
+
+    table = task_vectors(benchmark, "train")  # (C, G, F), NaN rows pad classes with fewer goals
+    flat = table.reshape(-1, table.shape[-1])
+    flat = flat[~np.isnan(flat).any(1)]
+    mean, std = flat.mean(0), flat.std(0)
+    std[std < 1e-8] = 1.0
+    return torch.from_numpy(np.nan_to_num((table - mean) / std)).float()
 
 
 def _metric_columns(k: int) -> list[str]:

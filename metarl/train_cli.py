@@ -1,28 +1,42 @@
-"""``metarl train``: train from a YAML config (or the default preset), or resume a run."""
+"""``metarl train``: train from a YAML config, a preset name (or the default preset), or resume a run.
+
+It prints a start banner (what runs, where, how big) and a closing summary
+(where the run is, the last held-out evaluation, labelled, and the commands
+that evaluate, plot and record this run next).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
+import os
+import shlex
 import time
 from pathlib import Path
 
 from metarl.cli import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
+from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
 DEFAULT_RUNS = Path("runs")
 
 
 def add_parser(subparsers) -> None:
+    names = preset_names()
+    presets = ", ".join(names) if names else f"none (no {CONFIGS_DIR})"
     p = subparsers.add_parser(
         "train",
         help="train a memory policy with RL² PPO",
         description=(
             "Train a memory policy across a task distribution (RL² with recurrent PPO). "
             "Without CONFIG the default preset runs: forget-memory on ML1/reach-v3, "
-            "short enough for a laptop, ending with a held-out evaluation."
+            "short enough for a laptop, ending with a held-out evaluation. "
+            "CONFIG may also name a preset of configs/ (metarl train ml1_reach)."
         ),
     )
-    p.add_argument("config", nargs="?", help="YAML config (presets in configs/); default: built-in preset")
+    p.add_argument("config", nargs="?",
+                   help=f"YAML config file, or a preset name: {presets}; default: the built-in preset")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set env.num_envs=8 --set agent.cell=gru (repeatable)")
     p.add_argument("--run-dir", type=Path, default=None,
@@ -37,9 +51,170 @@ def _default_run_dir(cfg) -> Path:
     return DEFAULT_RUNS / name
 
 
+def _is_main_process() -> bool:
+    """Rank 0 under torchrun (only it prints the banner and summary), else True."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _world_size() -> int:
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _has_renderer(spec) -> bool:
+    """Whether ``metarl record`` can draw this benchmark: MuJoCo scenes, or a core with its own render()."""
+    from metarl.envs.core import Core
+    from metarl.envs.metaworld_tasks import MetaWorldBenchmark
+
+    if isinstance(spec, MetaWorldBenchmark):
+        return True
+    try:
+        core = spec.make_core(spec.classes("test")[0], max_episode_steps=1, render_mode="rgb_array")
+    except Exception:  # a custom benchmark that cannot build a core here: do not promise a video
+        return False
+    try:
+        return type(core).render is not Core.render
+    finally:
+        core.close()
+
+
+class Plan:
+    """The shape of a run as ``train`` will compute it (per update and in total)."""
+
+    def __init__(self, cfg, world_size: int = 1):
+        from metarl.envs.registry import get_benchmark
+
+        self.spec = get_benchmark(cfg.env.benchmark)  # unknown names fail here, in one line
+        self.attempts = cfg.env.episodes_per_trial or self.spec.default_episodes_per_trial
+        self.steps = cfg.env.max_episode_steps or self.spec.default_max_episode_steps
+        self.attempts_default = cfg.env.episodes_per_trial is None
+        self.steps_default = cfg.env.max_episode_steps is None
+        self.world_size = world_size
+        self.envs = cfg.env.num_envs
+        self.steps_per_update = self.envs * self.attempts * self.steps * world_size
+        self.updates = max(1, math.ceil(cfg.total_steps / self.steps_per_update))
+        self.eval_envs = cfg.env.eval_num_envs or cfg.env.num_envs
+        self.eval_trials = self.eval_envs * cfg.env.eval_trials
+
+
+def banner(cfg, source: str, run_dir: Path, resume_at: tuple[int, int] | None = None, world_size: int = 1) -> str:
+    """The start banner: config source, benchmark, cell, device, trial shape, sizes, run directory."""
+    from metarl.train import resolve_device
+
+    plan = Plan(cfg, world_size)
+    device = resolve_device(cfg.device)
+    device_text = str(device) if cfg.device == str(device) else f"{device} (device: {cfg.device})"
+    attempts = _plural(plan.attempts, "attempt")
+    steps = _plural(plan.steps, "step")
+    if plan.attempts_default and plan.steps_default:
+        shape = f"{attempts} x {steps} (benchmark defaults)"
+    else:
+        shape = (f"{attempts}{' (benchmark default)' if plan.attempts_default else ''} x "
+                 f"{steps}{' (benchmark default)' if plan.steps_default else ''}")
+    envs = f"{plan.envs} envs" + (f" x {world_size} ranks" if world_size > 1 else "")
+    planned = plan.updates * plan.steps_per_update
+    if planned == cfg.total_steps:
+        total = f"total: {_n(planned)} env steps = {plan.updates} updates"
+    else:
+        total = (f"total: {plan.updates} updates = {_n(planned)} env steps "
+                 f"(total_steps {_n(cfg.total_steps)} rounded up to whole updates)")
+    if cfg.max_updates and cfg.max_updates < plan.updates:
+        total += f", stopping after update {cfg.max_updates} (max_updates)"
+    if resume_at is not None:
+        total += f"; resuming at update {resume_at[0]} ({_n(resume_at[1])} env steps)"
+    every = f"every {cfg.eval_interval} updates and at the end" if cfg.eval_interval else "at the end"
+    lines = [
+        f"metarl train: {source}",
+        f"  benchmark {cfg.env.benchmark}, cell {cfg.agent.cell} (hidden {cfg.agent.hidden_size}), device {device_text}",
+        f"  {envs} x trial of {shape} = {_n(plan.steps_per_update)} env steps per update",
+        f"  {total}",
+        f"  held-out eval {every}: {plan.eval_trials} trials of the test split",
+        f"  run dir: {Path(run_dir).resolve()}",
+    ]
+    return "\n".join(lines)
+
+
+def _last_eval_update(run_dir: Path) -> int | None:
+    """The update of the last metrics.csv row holding ``eval/success`` (None if none or no file)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return None
+    last = None
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("eval/success") and row.get("update"):
+                last = int(row["update"])
+    return last
+
+
+def summary(result, cfg, world_size: int = 1) -> str:
+    """Closing lines: the run, its counters, the labelled held-out result, the next commands."""
+    plan = Plan(cfg, world_size)
+    run = Path(result.run_dir).resolve()
+    q = shlex.quote(str(run))
+    finished = result.updates >= plan.updates
+    head = "done" if finished else "stopped"
+    lines = [f"{head}: {run} ({result.updates} of {plan.updates} updates, {_n(result.env_steps)} env steps)"]
+    ev = result.last_eval or {}
+    if "eval/success" in ev:
+        by_attempt = "  ".join(
+            f"{k}: {ev[f'eval/success_attempt_{k}']:.2f}"
+            for k in range(1, plan.attempts + 1) if f"eval/success_attempt_{k}" in ev
+        )
+        at = _last_eval_update(run)
+        where = f"at update {at}" if at is not None else "last evaluation"
+        lines.append(
+            f"held-out (test split) success by attempt: {by_attempt}  (mean {ev['eval/success']:.2f}, "
+            f"return {ev.get('eval/return', float('nan')):.2f})"
+        )
+        lines.append(
+            f"  from {plan.eval_trials} trials ({plan.eval_envs} envs x {cfg.env.eval_trials} trial"
+            f"{'s' if cfg.env.eval_trials != 1 else ''}) {where}, deterministic actions (the policy mean)"
+        )
+    else:
+        lines.append("held-out (test split): no evaluation in this session")
+    task = plan.spec.classes("test")[0]
+    lines.append("next:")
+    if not finished:
+        resume = f"metarl train --resume {q}"
+        if cfg.max_updates and result.updates >= cfg.max_updates:
+            resume += " --set max_updates=0"
+        lines.append(f"  {resume}")
+    lines.append(f"  metarl evaluate {q} --deterministic")
+    lines.append(f"  metarl plot {q} --out {shlex.quote(str(run / 'plots'))}")
+    if _has_renderer(plan.spec):
+        lines.append(f"  metarl record {q} --task {shlex.quote(task)} --out {shlex.quote(str(run / 'trial.mp4'))}")
+    else:
+        lines.append(f"  (no `metarl record`: {cfg.env.benchmark} has no renderer)")
+    return "\n".join(lines)
+
+
+def _describe_source(config: str | None, overrides: list[str]) -> tuple[Path | None, str]:
+    """The config path to load (None: built-in preset) and how the banner names it."""
+    if config is None:
+        source = "built-in default preset (metarl.config.DEFAULT_PRESET)"
+        path = None
+    else:
+        path, preset = resolve_config(config)
+        source = f"preset {preset} ({path.resolve()})" if preset else f"config {path.resolve()}"
+    if overrides:
+        source += " with --set " + " ".join(overrides)
+    return path, source
+
+
 def run(args: argparse.Namespace) -> int:
+    from metarl.agents import cell_class
     from metarl.train import resume_config, train
 
+    world = _world_size()
+    main = _is_main_process()
     if args.resume is not None:
         if args.config is not None:
             raise CLIError("give either CONFIG or --resume DIR, not both")
@@ -47,17 +222,25 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError("--resume continues in its own directory; drop --run-dir")
         if not args.resume.is_dir():
             raise FileNotFoundError(f"run directory not found: {args.resume}")
+        from metarl.checkpoint import load_checkpoint
+
         cfg = resume_config(args.resume, args.overrides)
-        result = train(cfg, args.resume, resume=True)
+        counters = load_checkpoint(args.resume)["counters"]
+        run_dir = args.resume
+        source = f"resuming {Path(run_dir).resolve()}" + (f" with --set {' '.join(args.overrides)}" if args.overrides else "")
+        resume_at = (counters["update"], counters["env_steps"])
     else:
-        cfg = load_config(args.config, args.overrides, preset=None if args.config else DEFAULT_PRESET)
+        path, source = _describe_source(args.config, args.overrides)
+        cfg = load_config(path, args.overrides, preset=None if path is not None else DEFAULT_PRESET)
         run_dir = args.run_dir or _default_run_dir(cfg)
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise CLIError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
-        result = train(cfg, run_dir)
-    ev = result.last_eval
-    summary = f"run: {result.run_dir}  updates: {result.updates}  env steps: {result.env_steps}"
-    if ev:
-        summary += f"  eval success: {ev.get('eval/success', float('nan')):.3f}  eval return: {ev.get('eval/return', float('nan')):.2f}"
-    print(summary, flush=True)
+        resume_at = None
+    cell_class(cfg.agent.cell)  # unknown cells fail in one line before the banner
+    text = banner(cfg, source, run_dir, resume_at, world)  # unknown benchmark or device: one line, nothing printed
+    if main:
+        print(text, flush=True)
+    result = train(cfg, run_dir, resume=args.resume is not None)
+    if main:
+        print(summary(result, cfg, world), flush=True)
     return 130 if result.interrupted else 0

@@ -92,3 +92,51 @@ def test_keyed_cell_options_apply_only_to_their_cell():
     assert cell_options_for(cfg.agent) == {"slots": 8, "width": 8}
     assert cell_options_for(load_config(CONFIGS / "point_nav.yaml", ["agent.cell=mlp"]).agent) == {}
     assert cell_options_for(load_config(None, ["agent.cell_options.slots=4"]).agent) == {"slots": 4}
+
+
+@pytest.mark.parametrize("spelling, value", [("1e5", 100_000), ("100_000", 100_000), ("2e6", 2_000_000), ("2E3", 2000)])
+def test_int_keys_accept_exact_integer_spellings(spelling, value, tmp_path):
+    cfg = load_config(None, [f"total_steps={spelling}", f"env.episodes_per_trial={spelling}"])
+    assert cfg.total_steps == value and type(cfg.total_steps) is int
+    assert cfg.env.episodes_per_trial == value and type(cfg.env.episodes_per_trial) is int  # int | None
+    p = tmp_path / "c.yaml"
+    p.write_text(f"total_steps: {spelling}\n")
+    assert load_config(p).total_steps == value
+
+
+@pytest.mark.parametrize("key", ["total_steps", "env.episodes_per_trial"])
+@pytest.mark.parametrize("spelling", ["1.5e3", "1e-3", "1.0e5"])
+def test_int_keys_refuse_non_integer_spellings_in_one_line(key, spelling):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"{key}={spelling}"])
+    msg = str(err.value)
+    assert "\n" not in msg and f"'{key}'" in msg and "not an integer" in msg and spelling in msg
+
+
+def test_integer_spellings_change_no_other_parsing():
+    assert load_config(None, ["ppo.lr=1e-3"]).ppo.lr == pytest.approx(1e-3)  # float keys as before
+    assert load_config(None, ["ppo.lr=2e2"]).ppo.lr == 200.0
+    for bad in ["total_steps=abc", "total_steps=2.5", "total_steps=true"]:
+        with pytest.raises(ConfigError, match="expects int"):
+            load_config(None, [bad])
+    with pytest.raises(ConfigError, match="expects int or NoneType"):
+        load_config(None, ["env.workers=abc"])
+
+
+def test_preset_names_resolve_to_the_source_trees_configs(tmp_path, monkeypatch):
+    from metarl import presets
+
+    assert presets.CONFIGS_DIR == CONFIGS
+    assert sorted(PRESETS) == presets.preset_names()
+    for arg in ["ml1_reach", "ml1_reach.yaml"]:
+        assert presets.resolve_config(arg) == (CONFIGS / "ml1_reach.yaml", "ml1_reach")
+    own = tmp_path / "mine.yaml"
+    own.write_text("seed: 3\n")
+    assert presets.resolve_config(own) == (own, None)  # a file path is a file path
+    with pytest.raises(FileNotFoundError) as err:
+        presets.resolve_config("ml1_rech")
+    msg = str(err.value)
+    assert "\n" not in msg and "did you mean preset 'ml1_reach'" in msg and "presets: " + ", ".join(sorted(PRESETS)) in msg
+    monkeypatch.setattr(presets, "CONFIGS_DIR", tmp_path / "no-configs")
+    with pytest.raises(FileNotFoundError, match="configs folder .*no-configs is missing"):
+        presets.resolve_config("ml1_reach")

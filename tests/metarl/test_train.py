@@ -246,3 +246,115 @@ def test_cuda_graph_flag_reaches_collect_and_trains_identically_on_cpu(tmp_path,
     a, b = load_checkpoint(tmp_path / "plain"), load_checkpoint(tmp_path / "graph")
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+# bandit, 4 envs x one trial of 10 one-step attempts = 40 env steps per update.
+BANDIT = [
+    "env.num_envs=4", "env.workers=0", "env.eval_num_envs=3", "env.eval_trials=2", "agent.hidden_size=16",
+    "agent.encoder_sizes=[16]", "ppo.epochs=1", "eval_interval=2", "progress=false", "tensorboard=false",
+    "device=cpu", "torch_threads=1",
+]
+
+
+def test_train_cli_banner_summary_and_next_commands(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    from metarl.cli import build_parser
+    from metarl.logger import Progress
+
+    seen = []
+    real_update = Progress.update
+
+    def spy(self, steps, **kw):
+        seen.append(kw)
+        return real_update(self, steps, **kw)
+
+    monkeypatch.setattr(Progress, "update", spy)
+    run = tmp_path / "run"
+    sets = [x for s in BANDIT + ["total_steps=2e2"] for x in ("--set", s)]  # 200 steps = 5 updates
+    assert main(["train", "bandit", *sets, "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    banner, summary = out.split("\ndone: ")
+    assert banner.startswith("metarl train: preset bandit (") and f"{ROOT / 'configs' / 'bandit.yaml'}" in banner
+    assert "benchmark bandit, cell forget-memory (hidden 16), device cpu" in banner
+    assert "4 envs x trial of 10 attempts x 1 step (benchmark default) = 40 env steps per update" in banner
+    assert "total: 200 env steps = 5 updates" in banner
+    assert "6 trials of the test split" in banner
+    assert f"run dir: {run.resolve()}" in banner
+    assert summary.startswith(f"{run.resolve()} (5 of 5 updates, 200 env steps)")
+    assert "held-out (test split) success by attempt: 1: " in summary and "  10: " in summary
+    assert "from 6 trials (3 envs x 2 trials) at update 5, deterministic actions" in summary
+    commands = [line.strip() for line in summary.splitlines() if line.startswith("  metarl ")]
+    q = shlex.quote(str(run.resolve()))
+    assert commands == [f"metarl evaluate {q} --deterministic", f"metarl plot {q} --out {q}/plots"]
+    assert "no `metarl record`: bandit has no renderer" in summary  # bandit draws no frames
+    for command in commands:  # every printed command parses with the real flags
+        build_parser().parse_args(shlex.split(command)[1:])
+    assert main(shlex.split(commands[0])[1:] + ["--trials", "2", "--no-progress"]) == 0
+    # the progress bar got the training success every update and the held-out one after the first eval
+    assert [kw["held_out_success"] is None for kw in seen] == [True, False, False, False, False]
+    assert all(isinstance(kw["train_success"], float) for kw in seen)
+
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "total_steps=240"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"metarl train: resuming {run.resolve()} with --set total_steps=240")
+    assert "resuming at update 5 (200 env steps)" in out and f"done: {run.resolve()} (6 of 6 updates" in out
+
+
+def test_summary_offers_a_recording_with_a_valid_task_and_a_resume_when_stopped(tmp_path):
+    import shlex
+
+    from metarl.cli import build_parser
+    from metarl.train_cli import summary
+
+    cfg = load_config(None, TOY + [f"total_steps={4 * STEPS}", "max_updates=2"])
+    text = summary(train_mod.TrainResult(tmp_path, 2, 2 * STEPS, False, {}), cfg)
+    q = shlex.quote(str(tmp_path.resolve()))
+    assert text.startswith(f"stopped: {tmp_path.resolve()} (2 of 4 updates, 320 env steps)")
+    assert "no evaluation" in text
+    commands = [line.strip() for line in text.splitlines() if line.startswith("  metarl ")]
+    assert commands[0] == f"metarl train --resume {q} --set max_updates=0"
+    assert commands[-1] == f"metarl record {q} --task point-nav --out {q}/trial.mp4"
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])
+
+
+def test_banner_uses_benchmark_defaults_and_rounds_up_to_whole_updates(tmp_path):
+    from metarl.train_cli import banner
+
+    cfg = load_config(None, ["env.benchmark=ML1/reach-v3", "env.num_envs=2", "total_steps=15000", "device=cpu"])
+    text = banner(cfg, "config x.yaml", tmp_path)
+    assert "2 envs x trial of 10 attempts x 500 steps (benchmark defaults) = 10,000 env steps per update" in text
+    assert "total: 2 updates = 20,000 env steps (total_steps 15,000 rounded up to whole updates)" in text
+    assert "held-out eval every 10 updates and at the end: 2 trials of the test split" in text
+
+
+def test_train_presets_by_name_and_their_errors(capsys, tmp_path, monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for name in ["bandit", "ml1_reach", "ml10", "point_nav"]:
+        assert name in help_text
+    err = _one_line_error(["ml1_rech"], capsys, "did you mean preset 'ml1_reach'?")
+    assert "presets: bandit, ml10, ml1_pick_place" in err
+    # a preset name is found from any working directory: it loads (then the typo'd cell stops it)
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(["ml1_reach", "--set", "agent.cell=forget-memroy"], capsys, "forget-memory")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_progress_bar_shows_one_labelled_speed_eta_and_both_successes():
+    import io
+
+    from metarl.logger import Progress
+
+    p = Progress(1000, file=io.StringIO())
+    p.update(100, train_success=0.5, held_out_success=None)
+    text = str(p.bar)
+    assert "100/1.00k env steps" in text and "ETA" in text and "train success 0.50" in text
+    assert "held-out" not in text and "sps" not in text and "step/s" not in text.replace("env steps/s", "")
+    assert text.count("/s") == 1 and "env steps/s" in text
+    p.update(100, train_success=0.25, held_out_success=0.75)
+    assert "train success 0.25, held-out success 0.75" in str(p.bar)
+    p.close()
