@@ -35,6 +35,9 @@ class PolicyConfig:
     """Extra keyword options for the cell (memory slots, width, heads ...)."""
     init_log_std: float = -0.5
     """Initial log standard deviation of the Gaussian action distribution."""
+    task_dim: int = 0
+    """Width of a task-inference head on the cell output (predicts the hidden task's
+    parameters; trained by an auxiliary loss, unused when acting); 0 = none."""
 
 
 class ActOutput(NamedTuple):
@@ -84,6 +87,7 @@ class ActorCritic(nn.Module):
         self.actor_mean = _layer_init(nn.Linear(config.hidden_size, action_dim), 0.01)
         self.actor_log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))
         self.critic = _layer_init(nn.Linear(config.hidden_size, 1), 1.0)
+        self.task_head = _layer_init(nn.Linear(config.hidden_size, config.task_dim), 1.0) if config.task_dim else None
 
     @property
     def memoryless(self) -> bool:
@@ -142,16 +146,23 @@ class ActorCritic(nn.Module):
         value = self.critic(h).squeeze(-1)  # (B,)
         return ActOutput(action, action.clamp(-1.0, 1.0), log_prob, value, state, diag)
 
-    def evaluate(self, obs: Tensor, state: State, reset: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def evaluate(
+        self, obs: Tensor, state: State, reset: Tensor, actions: Tensor, with_task: bool = False
+    ) -> tuple[Tensor, ...]:
         """Log-probs, entropies and values, each (T, B), of a whole sequence in one cell call.
 
         obs (T, B, D), state the state before step 0, reset (T, B), actions (T, B, A) raw samples.
+        ``with_task``: also the task-inference head's prediction (T, B, task_dim).
         """
         h, _, _ = self._features(obs, state, reset, False)  # (T, B, H)
         dist = self._dist(h)
         log_prob = dist.log_prob(actions).sum(-1)  # (T, B)
         entropy = dist.entropy().sum(-1)  # (T, B)
         value = self.critic(h).squeeze(-1)  # (T, B)
+        if with_task:
+            if self.task_head is None:
+                raise ValueError("this policy has no task-inference head (built with task_dim=0)")
+            return log_prob, entropy, value, self.task_head(h)
         return log_prob, entropy, value
 
     def get_value(self, obs: Tensor, state: State, reset: Tensor) -> Tensor:
@@ -168,6 +179,7 @@ def make_policy(
     cell_options: dict[str, Any] | None = None,
     encoder_sizes: tuple[int, ...] | list[int] = (256, 256),
     init_log_std: float = -0.5,
+    task_dim: int = 0,
 ) -> ActorCritic:
     """Build an :class:`ActorCritic` on the registered cell ``cell`` (``"mlp"`` gives the control)."""
     config = PolicyConfig(
@@ -176,5 +188,6 @@ def make_policy(
         encoder_sizes=tuple(encoder_sizes),
         cell_options=dict(cell_options or {}),
         init_log_std=init_log_std,
+        task_dim=task_dim,
     )
     return ActorCritic(obs_dim, action_dim, config)

@@ -85,6 +85,12 @@ class BenchmarkSpec(abc.ABC):
     def action_space(self) -> gym.spaces.Box:
         """The action space, the same for every class."""
 
+    def task_vector(self, class_name: str, goal: Any) -> np.ndarray:
+        """The hidden parameters of one goal as a float vector (for task-inference losses).
+
+        Training may use it as a target; the policy never sees it."""
+        raise ValueError(f"benchmark {self.name!r} defines no task vectors")
+
     def step_cost(self, class_name: str) -> float:
         """Relative cost of one step of ``class_name`` (balances vector workers)."""
         return 1.0

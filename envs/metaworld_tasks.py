@@ -112,7 +112,13 @@ def load_tasks(name: str, seed: int = BENCHMARK_SEED) -> dict[str, list[Any]]:
 
 
 class MetaWorldBenchmark(BenchmarkSpec):
-    """ML1/<task>, ML10, ML25 or ML45 with Meta-World's own train/test splits."""
+    """ML1/<task>, ML10, ML25 or ML45 with Meta-World's own train/test splits.
+
+    ``MT1/<task>`` is the goal-visible oracle of ``ML1/<task>``: the same train
+    and test goals, with Meta-World's unmasked observation (the goal position
+    in the last 3 dims, as in its multi-task MT benchmarks). It bounds what
+    memory can add: a memoryless policy must solve it, or the learner is broken.
+    """
 
     default_episodes_per_trial = 10
     default_max_episode_steps = EPISODE_STEPS
@@ -123,16 +129,19 @@ class MetaWorldBenchmark(BenchmarkSpec):
     def __init__(self, name: str, seed: int = BENCHMARK_SEED) -> None:
         self.name = name
         self.seed = seed
+        self.goal_visible = name.startswith("MT1/")
+        # MT1/<task> plays ML1/<task>'s goals (same cache entry).
+        self.tasks_name = "ML1/" + name[len("MT1/"):] if self.goal_visible else name
 
     def classes(self, split: str) -> tuple[str, ...]:
-        if self.name.startswith("ML1/"):
-            return (self.name[len("ML1/"):],)
+        if self.tasks_name.startswith("ML1/"):
+            return (self.tasks_name[len("ML1/"):],)
         from metaworld import env_dict
 
         return tuple(getattr(env_dict, f"{self.name}_V3")[split].keys())
 
     def task_set(self, split: str) -> TaskSet:
-        tasks = load_tasks(self.name, self.seed)[split]
+        tasks = load_tasks(self.tasks_name, self.seed)[split]
         classes = self.classes(split)
         goals: dict[str, list[Any]] = {c: [] for c in classes}
         for task in tasks:
@@ -149,12 +158,17 @@ class MetaWorldBenchmark(BenchmarkSpec):
         obj = np.full(14, np.inf)
         half_low = np.hstack([hand.low, -1.0, -obj])
         half_high = np.hstack([hand.high, 1.0, obj])
-        low = np.hstack([half_low, half_low, np.zeros(3)])
-        high = np.hstack([half_high, half_high, np.zeros(3)])
+        goal = np.full(3, np.inf) if self.goal_visible else np.zeros(3)
+        low = np.hstack([half_low, half_low, -goal])
+        high = np.hstack([half_high, half_high, goal])
         return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
 
     def action_space(self) -> gym.spaces.Box:
         return gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+
+    def task_vector(self, class_name: str, goal: Any) -> np.ndarray:
+        # Meta-World's frozen random vector: object and/or goal positions (3 or 6 numbers).
+        return np.asarray(pickle.loads(goal.data)["rand_vec"], dtype=np.float64)
 
     def step_cost(self, class_name: str) -> float:
         return STEP_COST_MS.get(class_name, 1.0)
@@ -167,7 +181,7 @@ class MetaWorldBenchmark(BenchmarkSpec):
         render_mode: str | None = None,
         camera: str | None = None,
     ) -> Core:
-        return MetaWorldCore(class_name, max_episode_steps, render_mode, camera)
+        return MetaWorldCore(class_name, max_episode_steps, render_mode, camera, self.goal_visible)
 
 
 class MetaWorldCore(Core):
@@ -179,6 +193,7 @@ class MetaWorldCore(Core):
         max_episode_steps: int,
         render_mode: str | None = None,
         camera: str | None = None,
+        goal_visible: bool = False,
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
@@ -191,9 +206,19 @@ class MetaWorldCore(Core):
         # Instance attribute shadows the class's 500: shorter episodes for quick runs.
         self.env.max_path_length = max_episode_steps
         self.action_space = self.env.action_space
+        self.goal_visible = goal_visible
 
     def set_goal(self, goal: Any) -> None:
+        # ML tasks hide the goal (partially_observable=True). For MT1, show it after set_task,
+        # dropping Meta-World's cached observation space (its goal bounds would clip the goal
+        # to 0); before set_task, put back what the task says so set_task drops nothing itself.
+        if self.goal_visible:
+            self.env._partially_observable = True
+            self.env.__dict__.pop("sawyer_observation_space", None)
         self.env.set_task(goal)
+        if self.goal_visible:
+            self.env._partially_observable = False
+            self.env.__dict__.pop("sawyer_observation_space", None)
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         # Deterministic given the task: Meta-World freezes the goal's rand_vec.

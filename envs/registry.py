@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from typing import Callable
 
+import numpy as np
+
 from metarl.envs.core import BenchmarkSpec, TaskSet
 
 SPLITS = ("train", "test")
@@ -29,7 +31,8 @@ def benchmarks() -> list[str]:
     """All valid benchmark names: toy tasks, ML10/ML25/ML45 and ``ML1/<task>``."""
     from metarl.envs import metaworld_tasks
 
-    return sorted(_FACTORIES) + [f"ML1/{t}" for t in metaworld_tasks.all_task_names()]
+    names = metaworld_tasks.all_task_names()
+    return sorted(_FACTORIES) + [f"ML1/{t}" for t in names] + [f"MT1/{t}" for t in names]
 
 
 def _closest(name: str, valid: list[str]) -> str:
@@ -49,13 +52,13 @@ def get_benchmark(name: str | BenchmarkSpec) -> BenchmarkSpec:
         return _SPECS[name]
     if name in _FACTORIES:
         spec = _FACTORIES[name]()
-    elif name.startswith("ML1/"):
+    elif name.startswith(("ML1/", "MT1/")):
         from metarl.envs import metaworld_tasks
 
-        task = name[len("ML1/"):]
+        prefix, task = name[:4], name[4:]
         valid = metaworld_tasks.all_task_names()
         if task not in valid:
-            hint = _closest(name, [f"ML1/{t}" for t in valid])
+            hint = _closest(name, [f"{prefix}{t}" for t in valid])
             raise ValueError(
                 f"unknown Meta-World task {task!r} in benchmark {name!r}"
                 + (f"; {hint}" if hint else "; see `metarl envs` for the list")
@@ -67,7 +70,7 @@ def get_benchmark(name: str | BenchmarkSpec) -> BenchmarkSpec:
         raise ValueError(
             f"unknown benchmark {name!r}"
             + (f"; {hint}" if hint else "")
-            + f" (valid: {', '.join(sorted(_FACTORIES))}, ML1/<task>)"
+            + f" (valid: {', '.join(sorted(_FACTORIES))}, ML1/<task>, MT1/<task>)"
         )
     _SPECS[name] = spec
     return spec
@@ -88,6 +91,27 @@ def tasks(benchmark: str, split: str = "train") -> list[str]:
 def task_set(benchmark: str, split: str = "train") -> TaskSet:
     """Classes and goals of one split (Meta-World: built once, then cached on disk)."""
     return get_benchmark(benchmark).task_set(check_split(split))
+
+
+def task_vectors(benchmark: str, split: str = "train") -> np.ndarray:
+    """(C, G, F) hidden task parameters of a split: ``[task_id, goal]`` -> vector.
+
+    Each class's ``task_vector``s, zero-padded to the longest, then a one-hot
+    of the class when the split has several (classes with fewer goals than
+    the most are padded with NaN rows, never indexed by a trial)."""
+    spec = get_benchmark(benchmark)
+    ts = spec.task_set(check_split(split))
+    vecs = [[spec.task_vector(c, g) for g in ts.goals[c]] for c in ts.classes]
+    C, G = len(ts.classes), max(len(v) for v in vecs)
+    F = max(len(x) for v in vecs for x in v)
+    out = np.full((C, G, F + (C if C > 1 else 0)), np.nan)
+    for c, v in enumerate(vecs):
+        out[c, : len(v)] = 0.0
+        for g, x in enumerate(v):
+            out[c, g, : len(x)] = x
+        if C > 1:
+            out[c, : len(v), F + c] = 1.0
+    return out
 
 
 def _register_builtin() -> None:

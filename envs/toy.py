@@ -76,6 +76,9 @@ class PointNavBenchmark(_ToyBenchmark):
     def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
         return [float(a) for a in rng.uniform(0.0, math.pi, NUM_GOALS)]
 
+    def task_vector(self, class_name: str, goal: Any) -> np.ndarray:
+        return np.array([math.cos(goal), math.sin(goal)])  # the goal's position
+
     def observation_space(self) -> gym.spaces.Box:
         return gym.spaces.Box(-PointNavCore.BOUND, PointNavCore.BOUND, (2,), dtype=np.float32)
 
@@ -140,6 +143,9 @@ class BanditBenchmark(_ToyBenchmark):
 
     def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
         return [rng.uniform(0.0, 1.0, self.ARMS) for _ in range(NUM_GOALS)]
+
+    def task_vector(self, class_name: str, goal: Any) -> np.ndarray:
+        return np.asarray(goal, dtype=np.float64)  # the arms' success probabilities
 
     def observation_space(self) -> gym.spaces.Box:
         return gym.spaces.Box(0.0, 0.0, (1,), dtype=np.float32)

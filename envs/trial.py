@@ -5,8 +5,14 @@ one gymnasium *episode* is one attempt and ends with ``truncated=True`` after
 ``max_episode_steps`` steps (``terminated`` is always False, so every trial
 has the same length). Layout of the observation (docs/interfaces.md)::
 
-    [ env obs (D_env) | previous action (A) | previous reward * reward_scale (1)
-      | episode-start flag (1) | trial-start flag (1) ]
+    [ env obs (D_env) | clock (2, with clock=True) | previous action (A)
+      | previous reward * reward_scale (1) | episode-start flag (1) | trial-start flag (1) ]
+
+The clock (``clock=True``) is the share of the attempt and of the trial still
+to come, ``(1 - t / max_episode_steps, 1 - steps so far / trial_length)``:
+attempts end at a time limit the env observation does not show, so without
+it neither a value function nor a memoryless policy can tell a step just
+before an attempt's reset from one in the middle (AMAGO feeds time likewise).
 
 Reset rules:
 - ``reset(seed=s)`` starts a new trial and reseeds the task sequence: same
@@ -74,6 +80,9 @@ def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
     return c, int(goal)
 
 
+CLOCK_DIMS = 2  # (share of the attempt left, share of the trial left)
+
+
 class TrialEnv(gym.Env):
     """RL² trials of one benchmark split (see module docstring)."""
 
@@ -93,6 +102,7 @@ class TrialEnv(gym.Env):
         env_index: int = 0,
         num_envs: int = 1,
         task_set: TaskSet | None = None,
+        clock: bool = False,
     ) -> None:
         spec: BenchmarkSpec = get_benchmark(benchmark)
         self.benchmark = spec.name
@@ -125,11 +135,16 @@ class TrialEnv(gym.Env):
         core_space, self.action_space = spec.observation_space(), spec.action_space()
         self._core_low, self._core_high = core_space.low, core_space.high
         self._d_env = core_space.shape[0]
+        if not isinstance(clock, bool):
+            raise ValueError(f"clock must be True or False, got {clock!r}")
+        self.clock = clock
+        self._d_act = self._d_env + (CLOCK_DIMS if clock else 0)  # where the previous action starts
         inf = np.array([np.inf], dtype=np.float32)
         flags = np.zeros(2, dtype=np.float32)
+        hands = np.zeros(CLOCK_DIMS if clock else 0, dtype=np.float32)
         self.observation_space = gym.spaces.Box(
-            np.concatenate([core_space.low, self.action_space.low, -inf, flags]),
-            np.concatenate([core_space.high, self.action_space.high, inf, flags + 1]),
+            np.concatenate([core_space.low, hands, self.action_space.low, -inf, flags]),
+            np.concatenate([core_space.high, hands + 1, self.action_space.high, inf, flags + 1]),
             dtype=np.float32,
         )
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
@@ -237,14 +252,18 @@ class TrialEnv(gym.Env):
         self._needs_reset = truncated
         self._write_obs(core_obs)
         n_act = act.shape[0]
-        self._obs[self._d_env : self._d_env + n_act] = act
-        self._obs[self._d_env + n_act] = reward * self.reward_scale
+        self._obs[self._d_act : self._d_act + n_act] = act
+        self._obs[self._d_act + n_act] = reward * self.reward_scale
         self._obs[-2:] = 0.0
         return self._obs.copy(), reward, False, truncated, self._info(success, truncated, trial_end)
 
     def _write_obs(self, core_obs: np.ndarray) -> None:
         # float64 -> float32, then clip so rounding never leaves the space.
         np.clip(core_obs, self._core_low, self._core_high, out=self._obs[: self._d_env], casting="unsafe")
+        if self.clock:
+            done = (self._attempt - 1) * self.max_episode_steps + self._t  # steps of the trial so far
+            self._obs[self._d_env] = 1.0 - self._t / self.max_episode_steps
+            self._obs[self._d_env + 1] = 1.0 - done / self.trial_length
 
     def _info(self, success: bool, episode_end: bool, trial_end: bool) -> dict[str, Any]:
         return {
@@ -282,6 +301,7 @@ def make_env(
     reward_scale: float | None = None,
     env_index: int = 0,
     num_envs: int = 1,
+    clock: bool = False,
 ) -> TrialEnv:
     """One RL² trial env of ``benchmark``'s ``split``.
 
@@ -291,6 +311,7 @@ def make_env(
     ``reward_scale`` (reward input scaling: Meta-World 0.1, toys 1.0).
     ``seed`` seeds the first ``reset()``. ``env_index``/``num_envs`` place the
     env in a round-robin over the classes (what ``make_vec`` uses).
+    ``clock=True`` adds the trial's clock to the observation (module docstring).
     """
     return TrialEnv(
         benchmark,
@@ -303,4 +324,5 @@ def make_env(
         camera=camera,
         env_index=env_index,
         num_envs=num_envs,
+        clock=clock,
     )

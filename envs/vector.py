@@ -259,6 +259,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         spin: float = 0.0,
         caller_share: float | None = None,
         trial_autoreset: bool = True,
+        clock: bool = False,
     ) -> None:
         spec = get_benchmark(benchmark)
         check_split(split)
@@ -287,6 +288,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             reward_scale=reward_scale,
             num_envs=self.num_envs,
             task_set=spec.task_set(split),
+            clock=clock,
         )
         # A template env in this process gives spaces and trial constants
         # (validates every argument, builds no MuJoCo model until reset).
@@ -672,6 +674,7 @@ def make_vec(
     spin: float = 0.0,
     caller_share: float | None = None,
     trial_autoreset: bool = True,
+    clock: bool = False,
 ) -> TrialVectorEnv:
     """A vector env of ``num_envs`` trial envs (see ``TrialVectorEnv``).
 
@@ -701,4 +704,5 @@ def make_vec(
         spin=spin,
         caller_share=caller_share,
         trial_autoreset=trial_autoreset,
+        clock=clock,
     )

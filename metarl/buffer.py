@@ -29,6 +29,7 @@ class Minibatch:
     advantages: torch.Tensor  # (L, M)
     returns: torch.Tensor  # (L, M)
     state0: State  # each (M, ...)
+    task_targets: torch.Tensor | None = None  # (M, F) hidden task vectors, when a task-inference loss uses them
 
 
 def chunk_length(trial_length: int, bptt_len: int) -> int:
@@ -64,6 +65,7 @@ class RolloutBuffer:
         self.advantages = torch.zeros(T, N, **z)
         self.returns = torch.zeros(T, N, **z)
         self.chunk_states: State | None = None  # each (C, N, ...)
+        self.task_targets: torch.Tensor | None = None  # (N, F): set by the trainer for a task-inference loss
 
     def store_state(self, t: int, state: State) -> None:
         """Call before acting at step t; keeps the state if t starts a chunk."""
@@ -98,6 +100,7 @@ class RolloutBuffer:
                 advantages=seq(self.advantages),
                 returns=seq(self.returns),
                 state0=state0,
+                task_targets=None if self.task_targets is None else self.task_targets[n_idx],  # (M, F)
             )
 
 

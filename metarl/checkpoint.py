@@ -139,7 +139,17 @@ def build_policy(cfg: Any, obs_dim: int, action_dim: int) -> torch.nn.Module:
         cell_options=cell_options_for(cfg.agent) or None,
         encoder_sizes=tuple(cfg.agent.encoder_sizes),
         init_log_std=cfg.agent.init_log_std,
+        task_dim=task_dim(cfg),
     )
+
+
+def task_dim(cfg: Any) -> int:
+    """Width of the task-inference head a config needs (0 without ``ppo.task_coef``)."""
+    if cfg.ppo.task_coef <= 0:
+        return 0
+    from metarl.envs.registry import task_vectors
+
+    return int(task_vectors(cfg.env.benchmark, "train").shape[-1])
 
 
 def load_agent(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu"):

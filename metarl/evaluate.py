@@ -109,6 +109,19 @@ def _reward_scale(agent: Any) -> float | None:
     return None if env_cfg is None else getattr(env_cfg, "reward_scale", None)
 
 
+def agent_env_kwargs(agent: Any) -> dict[str, Any]:
+    """The ``make_env``/``make_vec`` options that shape what the agent observes, from its
+    training config: the reward input's scale and the clock (an agent trained with the
+    clock needs it in every env it plays)."""
+    env_cfg = _config_env(agent)
+    kwargs: dict[str, Any] = {}
+    if _reward_scale(agent) is not None:
+        kwargs["reward_scale"] = _reward_scale(agent)
+    if env_cfg is not None and getattr(env_cfg, "clock", False):
+        kwargs["clock"] = True
+    return kwargs
+
+
 def goal_order(num_goals: int, trials: int, rng: np.random.Generator) -> list[int]:
     """Goal indices for ``trials`` trials of one class, covering the goals without replacement.
 
@@ -149,8 +162,7 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
         kwargs["episodes_per_trial"] = s.episodes_per_trial
     if s.max_episode_steps is not None:
         kwargs["max_episode_steps"] = s.max_episode_steps
-    if _reward_scale(agent) is not None:
-        kwargs["reward_scale"] = _reward_scale(agent)
+    kwargs.update(agent_env_kwargs(agent))
     envs = make_vec(s.benchmark, num_envs=num_envs, **kwargs)
     try:
         check_compatible(agent, envs.single_observation_space.shape[0], envs.single_action_space.shape[0], s.benchmark)
@@ -300,15 +312,17 @@ class MetaWorldProtocolAgent:
     snapshot where an evaluation episode starts) and ``eval_action``.
 
     Its envs are built with ``recurrent_info_in_obs`` (raw obs | action | raw reward
-    | done); we rebuild our trial layout from that: [obs | previous action |
-    previous reward * reward_scale | episode-start | trial-start]. An evaluation
-    episode starts like a further attempt of the same trial: memory, previous
-    action and reward as they were at the end of adaptation.
+    | done); we rebuild our trial layout from that: [obs | clock, if the agent uses
+    one | previous action | previous reward * reward_scale | episode-start |
+    trial-start]. An evaluation episode starts like a further attempt of the same
+    trial: memory, previous action and reward (and the clock's attempt) as they
+    were at the end of adaptation. ``clock``: (steps per attempt, attempts per
+    trial) for an agent trained with the clock, else None.
     """
 
     def __init__(self, agent: Any, obs_low: np.ndarray, obs_high: np.ndarray, action_dim: int,
-                 reward_scale: float, deterministic: bool) -> None:
-        self.agent, self.deterministic = agent, deterministic
+                 reward_scale: float, deterministic: bool, clock: tuple[int, int] | None = None) -> None:
+        self.agent, self.deterministic, self.clock = agent, deterministic, clock
         self.obs_low, self.obs_high = obs_low, obs_high
         self.d_env, self.action_dim, self.reward_scale = obs_low.shape[0], action_dim, reward_scale
         self.num_envs = 0
@@ -322,6 +336,8 @@ class MetaWorldProtocolAgent:
         self.prev_reward = np.zeros(n, dtype=np.float32)  # (N,) raw
         self.episode_start = np.ones(n, dtype=bool)
         self.trial_start = np.ones(n, dtype=bool)
+        self.t = np.zeros(n, dtype=np.int64)  # steps into the current episode
+        self.attempt = np.ones(n, dtype=np.int64)  # 1-based, as the clock counts it
 
     def init(self) -> None:
         self.num_envs = 0  # sized lazily from the first observation batch
@@ -331,7 +347,13 @@ class MetaWorldProtocolAgent:
         env_obs = np.clip(raw[:, : self.d_env], self.obs_low, self.obs_high)  # (N, D_env)
         flags = np.stack([self.episode_start, self.trial_start], axis=1).astype(np.float32)  # (N, 2)
         reward = (self.prev_reward * self.reward_scale)[:, None]  # (N, 1)
-        return np.concatenate([env_obs, self.prev_action, reward, flags], axis=1).astype(np.float32)
+        parts = [env_obs, self.prev_action, reward, flags]
+        if self.clock is not None:  # as metarl.envs.trial writes it
+            steps, k = self.clock
+            t = np.minimum(self.t, steps)
+            done = (np.minimum(self.attempt, k) - 1) * steps + t
+            parts.insert(1, np.stack([1.0 - t / steps, 1.0 - done / (k * steps)], axis=1))  # (N, 2)
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _act(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
@@ -339,6 +361,7 @@ class MetaWorldProtocolAgent:
             self._begin(raw.shape[0])
         action, self.state = self.agent.act(self._obs(raw), self.state, deterministic=self.deterministic)
         self.prev_action = np.asarray(action, dtype=np.float32).copy()
+        self.t += 1
         self.episode_start[:] = False
         self.trial_start[:] = False
         return action.astype(np.float64)
@@ -348,23 +371,28 @@ class MetaWorldProtocolAgent:
 
     def step(self, timestep: Any) -> None:
         self.prev_reward = np.asarray(timestep.reward, dtype=np.float32).copy()
-        self.episode_start |= np.logical_or(timestep.terminated, timestep.truncated)
+        ended = np.logical_or(timestep.terminated, timestep.truncated)
+        self.episode_start |= ended
+        self.t[ended] = 0
+        self.attempt[ended] += 1
 
     def adapt(self) -> None:
         state = tuple(s.clone() for s in self.state)
-        self.snapshot = (state, self.prev_action.copy(), self.prev_reward.copy())
+        self.snapshot = (state, self.prev_action.copy(), self.prev_reward.copy(), self.attempt.copy())
 
     def reset(self, env_mask: np.ndarray) -> None:
         if self.snapshot is None:
             raise RuntimeError("reset() before adapt(): the Meta-World protocol always adapts first")
         mask = np.asarray(env_mask, dtype=bool)
-        state, action, reward = self.snapshot
+        state, action, reward, attempt = self.snapshot
         m = torch.as_tensor(mask)
         self.state = tuple(
             torch.where(m.to(s.device).view(-1, *([1] * (s.dim() - 1))), snap, s) for s, snap in zip(self.state, state)
         )
         self.prev_action[mask] = action[mask]
         self.prev_reward[mask] = reward[mask]
+        self.attempt[mask] = attempt[mask]
+        self.t[mask] = 0
         self.episode_start |= mask
 
     def eval_action(self, observations: np.ndarray) -> np.ndarray:
@@ -454,7 +482,13 @@ def metaworld_evaluate(
     spec = get_benchmark(s.benchmark)
     space = spec.observation_space()
     action_dim = int(spec.action_space().shape[0])
-    check_compatible(agent, space.shape[0] + action_dim + 3, action_dim, s.benchmark)
+    clock = None
+    if agent_env_kwargs(agent).get("clock"):
+        from metarl.envs.metaworld_tasks import EPISODE_STEPS
+        from metarl.envs.trial import CLOCK_DIMS
+
+        clock = (int(s.max_episode_steps or EPISODE_STEPS), k)
+    check_compatible(agent, space.shape[0] + (CLOCK_DIMS if clock else 0) + action_dim + 3, action_dim, s.benchmark)
     reward_scale = _reward_scale(agent)
     reward_scale = spec.default_reward_scale if reward_scale is None else float(reward_scale)
     extra = {} if s.max_episode_steps is None else {"max_episode_steps": int(s.max_episode_steps)}
@@ -464,7 +498,7 @@ def metaworld_evaluate(
         vector_strategy="sync", terminate_on_success=s.split == "test", task_select="pseudorandom",
         recurrent_info_in_obs=True, normalize_reward_in_recurrent_info=False, **extra,
     )
-    adapter = MetaWorldProtocolAgent(agent, space.low, space.high, action_dim, reward_scale, s.deterministic)
+    adapter = MetaWorldProtocolAgent(agent, space.low, space.high, action_dim, reward_scale, s.deterministic, clock)
     try:
         with seeded_torch(agent, s.seed):
             mean_success, mean_return, per_task = metalearning_evaluation(

@@ -290,14 +290,11 @@ def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str
     without memory diagnostics.
     """
     from metarl.envs import make_env, tasks
-    from metarl.evaluate import seeded_torch
+    from metarl.evaluate import agent_env_kwargs, seeded_torch
 
     classes = tasks(benchmark, split)
     task = task or sorted(classes)[0]
-    env_cfg = getattr(getattr(agent, "config", None), "env", None)
-    kwargs: dict[str, Any] = {}
-    if env_cfg is not None and getattr(env_cfg, "reward_scale", None) is not None:
-        kwargs["reward_scale"] = env_cfg.reward_scale
+    kwargs = agent_env_kwargs(agent)
     # env_index = class index, num_envs = #classes: every trial of this env plays ``task``
     env = make_env(benchmark, split=split, episodes_per_trial=episodes_per_trial, max_episode_steps=max_episode_steps,
                    env_index=classes.index(task), num_envs=len(classes), **kwargs)

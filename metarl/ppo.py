@@ -57,6 +57,13 @@ def ppo_loss(
     return LossTerms(loss, policy_loss, value_loss, ent, approx_kl, clipfrac, ratio_dev)
 
 
+def task_inference_loss(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the task head's (L, M, F) predictions against the trial's
+    (M, F) task vector, at every step: its minimiser is the posterior mean of the task
+    given the trial so far, so the cell is taught to infer the task from what it saw."""
+    return ((pred - targets.unsqueeze(0)) ** 2).mean()  # (L, M, F) vs (1, M, F)
+
+
 def learning_rate(cfg: PPOConfig, env_steps: int, total_steps: int) -> float:
     """Learning rate at ``env_steps`` (a pure function of counters, so resume is exact)."""
     if cfg.lr_schedule == "linear":
@@ -90,8 +97,18 @@ def ppo_update(
     stop = False
     for epoch in range(cfg.epochs):
         for mb in buffer.minibatches(cfg.num_minibatches, generator):
-            log_prob, entropy, value = evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
+            task_loss = None
+            if cfg.task_coef > 0:
+                if mb.task_targets is None:
+                    raise ValueError("ppo.task_coef > 0 needs the buffer's task_targets")
+                log_prob, entropy, value, pred = evaluate(mb.obs, mb.state0, mb.resets, mb.actions, with_task=True)
+                task_loss = task_inference_loss(pred, mb.task_targets)
+            else:
+                log_prob, entropy, value = evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
             terms = ppo_loss(log_prob, entropy, value, mb, cfg)
+            if task_loss is not None:
+                terms.loss = terms.loss + cfg.task_coef * task_loss
+                sums["task_loss"] = sums.get("task_loss", 0.0) + float(task_loss.detach())
             if not torch.isfinite(terms.loss):
                 raise NonFiniteError(
                     f"non-finite PPO loss at env step {step} (epoch {epoch}): policy {terms.policy_loss.item():.4g}, "

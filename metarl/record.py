@@ -181,12 +181,11 @@ def make_task_env(agent: Any, s: RecordSettings) -> Any:
     """A trial env that plays only class ``s.task`` (round-robin slot of that class)."""
     from metarl.envs import make_env, tasks
 
+    from metarl.evaluate import agent_env_kwargs
+
     valid = tasks(s.benchmark, s.split)
     index = check_task(s.task, valid, s.benchmark, s.split)
-    env_cfg = getattr(getattr(agent, "config", None), "env", None)
-    kwargs: dict[str, Any] = {}
-    if env_cfg is not None and getattr(env_cfg, "reward_scale", None) is not None:
-        kwargs["reward_scale"] = env_cfg.reward_scale
+    kwargs = agent_env_kwargs(agent)
     # env_index = class index and num_envs = #classes: trial k plays (index + k C) % C = index
     common = dict(split=s.split, episodes_per_trial=s.episodes_per_trial, max_episode_steps=s.max_episode_steps,
                   env_index=index, num_envs=len(valid), **kwargs)

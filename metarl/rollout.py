@@ -44,6 +44,7 @@ def make_envs(env_cfg, split: str, num_envs: int, trial_autoreset: bool = True):
         spin=env_cfg.spin,
         caller_share=env_cfg.caller_share,
         trial_autoreset=trial_autoreset,
+        clock=env_cfg.clock,
     )
 
 
@@ -97,6 +98,7 @@ class Rollout:
     final_obs: np.ndarray  # (N, D) raw last observation of each trial
     final_state: tuple  # policy state after the last step
     stats: AttemptStats
+    tasks: np.ndarray  # (N, 2) each env's trial task: (task_id, goal index)
 
 
 def _select(state: tuple, rows: torch.Tensor) -> tuple:
@@ -147,7 +149,8 @@ def collect(
         raise ValueError(f"groups must be an integer in [1, num_envs={N}], got {groups!r}")
     G = groups
     k = envs.episodes_per_trial
-    obs, _ = envs.reset(seed=seed)
+    obs, reset_infos = envs.reset(seed=seed)
+    tasks = np.stack([reset_infos["task_id"], reset_infos["goal"]], axis=1).astype(np.int64)  # (N, 2)
     ids = [np.arange(N)] if G == 1 else envs.split_groups(G)  # env indices per group
     rows = [slice(None)] if G == 1 else [torch.as_tensor(i, device=device) for i in ids]
     raw_obs = np.empty((T, N, obs.shape[-1]), dtype=np.float32)
@@ -223,7 +226,7 @@ def collect(
         )
     buffer.rewards.copy_(torch.from_numpy(rewards))
     final_state = tuple(x.clone() for x in _merge(states, rows, N))  # a stepper's states are overwritten on replay
-    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats)
+    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats, tasks)
 
 
 @torch.no_grad()

@@ -257,6 +257,34 @@ def test_metaworld_adapter_builds_our_observation_layout_and_restores_memory() -
     assert adapter.state[0][:, 0].tolist() == [5.0, 3.0]
 
 
+def test_metaworld_adapter_writes_the_clock_as_the_trial_env_does() -> None:
+    """Attempts of 4 steps, 3 per trial: adaptation counts attempts, evaluation restarts the
+    attempt after adaptation, and each episode's clock runs from its start."""
+    from metaworld.evaluation import Timestep
+
+    fake = _CountingAgent()
+    d_env, a_dim = 3, 2
+    adapter = MetaWorldProtocolAgent(fake, -np.ones(d_env), np.ones(d_env), a_dim, reward_scale=0.1,
+                                     deterministic=True, clock=(4, 3))
+    raw = np.zeros((2, d_env + a_dim + 2))
+    adapter.init()
+    clocks = []
+    for t in range(5):  # env 1's first episode ends after 2 steps (success), env 0's after 4
+        actions, _ = adapter.adapt_action(raw)
+        clocks.append(fake.seen[-1][:, d_env : d_env + 2].copy())
+        ended = np.array([t == 3, t == 1])
+        adapter.step(Timestep(raw, actions, np.zeros(2), ended, np.zeros(2, bool), {}))
+    assert fake.seen[-1].shape == (2, d_env + 2 + a_dim + 3)
+    np.testing.assert_allclose([c[0] for c in clocks], [[1, 1], [0.75, 11 / 12], [0.5, 10 / 12], [0.25, 9 / 12], [1, 8 / 12]])
+    np.testing.assert_allclose([c[1] for c in clocks], [[1, 1], [0.75, 11 / 12], [1, 8 / 12], [0.75, 7 / 12], [0.5, 6 / 12]])
+    adapter.adapt()  # env 0 is in attempt 2, env 1 in attempt 2
+    adapter.reset(np.array([True, True]))
+    adapter.eval_action(raw)
+    adapter.eval_action(raw)
+    np.testing.assert_allclose(fake.seen[-2][:, d_env : d_env + 2], [[1, 8 / 12], [1, 8 / 12]])
+    np.testing.assert_allclose(fake.seen[-1][:, d_env : d_env + 2], [[0.75, 7 / 12], [0.75, 7 / 12]])
+
+
 def test_summary_is_per_attempt_mean_in_sorted_task_order() -> None:
     records = [
         TrialRecord("b-task", [False, True], [1.0, 3.0]),
