@@ -32,6 +32,14 @@ larger chunk means fewer sequential steps but more work per step (C^2 terms).
 
 The forget-gate bias starts at logit(``forget_init``) (σ(b) = 0.9): slots start
 out remembering and learn when to let go.
+
+Ablation (option ``learn_forget=False``, config ``agent.cell_options:
+{learn_forget: false}``): every forget gate is fixed at exactly 1, so the
+memory only accumulates, M_t = M_{t-1} + w_t v_tᵀ, like the additive
+``meta-lstm`` write. The forget rows are dropped from the head projection:
+no parameter feeds the gates (none to train, none to get a gradient), and
+``forget_init`` is unused. The sequence paths (scan or loop) and ``step``
+run the same math with log f = 0, and the diagnostics' ``forget`` is exactly 1.
 """
 
 from __future__ import annotations
@@ -61,7 +69,8 @@ class ForgetMemoryCell(MemoryLSTMBase):
     "loop": how input mode computes every M_t before the fused controller;
     "auto" = the chunkwise scan on accelerators, a plain memory-only step loop
     on CPU, where it measured faster: 3.7 s vs 5.2-7.9 s fwd+bwd for
-    T=500, B=40, 32x32 on one busy core).
+    T=500, B=40, 32x32 on one busy core), ``learn_forget`` (True; False:
+    gates fixed at 1 and no forget-gate parameters, the ablation above).
     State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
     (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
     values computed at each step (at a reset step they act on the initial memory).
@@ -79,6 +88,7 @@ class ForgetMemoryCell(MemoryLSTMBase):
         chunk_size: int = 32,
         forget_init: float = 0.9,
         scan: str = "auto",
+        learn_forget: bool = True,
     ) -> None:
         if scan not in SCANS:
             close = difflib.get_close_matches(scan, SCANS, n=1)
@@ -90,6 +100,8 @@ class ForgetMemoryCell(MemoryLSTMBase):
             raise ValueError(f"unknown write_mode {write_mode!r}.{hint} Valid: {', '.join(WRITE_MODES)}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if not isinstance(learn_forget, bool):
+            raise ValueError(f"learn_forget must be True or False, got {learn_forget!r}")
         if not 0.0 < forget_init < 1.0:
             raise ValueError(f"forget_init must be in (0, 1), got {forget_init}")
         super().__init__(
@@ -101,7 +113,9 @@ class ForgetMemoryCell(MemoryLSTMBase):
             forget=True,
             heads_read_h=write_mode == "controller",
             forget_init=forget_init,
+            learn_forget=learn_forget,
         )
+        self.learn_forget = learn_forget
         self.write_mode = write_mode
         self.parallel = parallel
         self.chunk_size = chunk_size

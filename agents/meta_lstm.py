@@ -43,7 +43,9 @@ class MemoryHeads(nn.Module):
     ``split`` returns ``(write (…, N), value (…, W), key (…, K, W), beta (…, K),
     log_forget (…, N) or None)``. The projection is ``x @ Wx + b`` plus, when
     ``hidden_size`` > 0, ``h @ Wh`` (so the x part can be computed for a whole
-    sequence at once).
+    sequence at once). ``forget`` with ``learn_forget=False``: the projection
+    has no forget rows and ``log_forget`` is exactly 0 (gates fixed at 1, no
+    parameter feeds them).
     """
 
     def __init__(
@@ -55,15 +57,18 @@ class MemoryHeads(nn.Module):
         heads: int,
         forget: bool,
         forget_init: float = 0.9,
+        learn_forget: bool = True,
     ) -> None:
         super().__init__()
         self.slots, self.width, self.heads, self.forget = slots, width, heads, forget
+        self.learn_forget = learn_forget
+        learned = forget and learn_forget
         # (name, size) in the order of the projection's outputs.
-        self.sizes = [slots, 1, width, heads * width, heads] + ([slots] if forget else [])
+        self.sizes = [slots, 1, width, heads * width, heads] + ([slots] if learned else [])
         total = sum(self.sizes)
         self.from_x = nn.Linear(input_size, total)
         self.from_h = nn.Linear(hidden_size, total, bias=False) if hidden_size > 0 else None
-        if forget:
+        if learned:
             # σ(b) = forget_init: slots start out remembering.
             with torch.no_grad():
                 self.from_x.bias[-slots:] = math.log(forget_init / (1.0 - forget_init))
@@ -74,7 +79,12 @@ class MemoryHeads(nn.Module):
         write = torch.sigmoid(gate) * torch.softmax(address, dim=-1)  # (…, N)
         key = key.unflatten(-1, (self.heads, self.width))  # (…, K, W)
         beta = 1.0 + F.softplus(beta)  # (…, K)
-        log_forget = F.logsigmoid(parts[5]) if self.forget else None  # (…, N)
+        if not self.forget:
+            log_forget = None
+        elif self.learn_forget:
+            log_forget = F.logsigmoid(parts[5])  # (…, N)
+        else:  # fixed gates f = 1: log f = 0, a constant (no gradient, no parameter)
+            log_forget = z.new_zeros(z.shape[:-1] + (self.slots,))  # (…, N)
         return write, torch.tanh(value), key, beta, log_forget
 
 
@@ -96,6 +106,7 @@ class MemoryLSTMBase(Cell):
         forget: bool = False,
         heads_read_h: bool = True,
         forget_init: float = 0.9,
+        learn_forget: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size)
         if min(slots, width, heads) < 1:
@@ -105,7 +116,7 @@ class MemoryLSTMBase(Cell):
         self.heads_read_h = heads_read_h
         self.controller = nn.LSTM(input_size + heads * width, hidden_size)
         self.memory_heads = MemoryHeads(
-            input_size, hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init
+            input_size, hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init, learn_forget
         )
         self.memory0 = nn.Parameter(0.1 * torch.randn(slots, width))
 

@@ -33,11 +33,31 @@ C]`` for the env's k-th trial since seeding, so N envs together cover all
 classes evenly even when N < C; the goal is drawn uniformly from the class's
 goals with the env's own seeded generator (``self.np_random``).
 
+Non-stationary trials (``task_switches=S`` > 0): each trial changes its
+hidden task S times, without warning, at attempt boundaries. When the trial
+starts, its generator draws S distinct switch attempts from 2..K
+(``episodes_per_trial``; S <= K - 1), and the attempt that starts at each
+of them plays a new task: another goal of the same class (a different goal
+index, drawn uniformly), or with ``switch_class=True`` another class of the
+split (drawn uniformly among the others) and a drawn goal of it, where the
+split has more than one class. The task then holds until the next switch or
+the trial's end. Nothing in the observation announces a switch: the attempt
+starts as any later attempt does (episode-start flag 1, trial-start flag 0,
+previous action/reward carried over). A pinned trial (``options={"task":
+...}``) switches too, from the pinned task, with switches and new tasks
+drawn from the env's generator. With S = 0 (default) nothing is drawn: the
+random stream and every rollout are exactly those of an env built without
+the argument.
+
 ``info`` (every step and reset): ``task`` (class name), ``task_id`` (index
 into the split's classes), ``goal`` (index into the class's goals),
 ``attempt`` (1-based), ``success`` (this step), ``trial_end`` (last step of
 the trial), ``episode_success`` / ``episode_return`` (at an attempt's last
-step: any-step success and raw return; else False / 0.0).
+step: any-step success and raw return; else False / 0.0), ``task_switched``
+(True in the reset's info that starts an attempt whose task was just
+switched and in the info of that attempt's first step, the first step's
+info being what the vector env reports; else False; ``task_id``/``goal``
+already name the new task there).
 """
 
 from __future__ import annotations
@@ -103,6 +123,8 @@ class TrialEnv(gym.Env):
         num_envs: int = 1,
         task_set: TaskSet | None = None,
         clock: bool = False,
+        task_switches: int = 0,
+        switch_class: bool = False,
     ) -> None:
         spec: BenchmarkSpec = get_benchmark(benchmark)
         self.benchmark = spec.name
@@ -138,6 +160,20 @@ class TrialEnv(gym.Env):
         if not isinstance(clock, bool):
             raise ValueError(f"clock must be True or False, got {clock!r}")
         self.clock = clock
+        k = self.episodes_per_trial
+        if (isinstance(task_switches, bool) or not isinstance(task_switches, (int, np.integer))
+                or not 0 <= task_switches <= k - 1):
+            raise ValueError(f"task_switches must be an integer in [0, episodes_per_trial - 1 = {k - 1}] "
+                             f"(at most one switch per attempt after the first), got {task_switches!r}")
+        if not isinstance(switch_class, bool):
+            raise ValueError(f"switch_class must be True or False, got {switch_class!r}")
+        self.task_switches = int(task_switches)
+        self.switch_class = switch_class
+        if self.task_switches and not self._can_switch_class():
+            few = [c for c in self.task_names if len(self.task_set.goals[c]) < 2]
+            if few:
+                raise ValueError(f"task_switches needs another goal to switch to, but class {few[0]!r} of "
+                                 f"{self.task_set.benchmark}/{self.split} has only one")
         self._d_act = self._d_env + (CLOCK_DIMS if clock else 0)  # where the previous action starts
         inf = np.array([np.inf], dtype=np.float32)
         flags = np.zeros(2, dtype=np.float32)
@@ -157,6 +193,8 @@ class TrialEnv(gym.Env):
         self._goal = 0
         self._trial = 0  # trials started since the last seeding
         self._attempt = 0  # 0: no trial in progress
+        self._switch_attempts: frozenset[int] = frozenset()  # attempts of this trial that switch the task
+        self._switched = False  # this attempt's task was just switched (until its first step)
         self._t = 0
         self._return = 0.0
         self._success = False
@@ -187,6 +225,29 @@ class TrialEnv(gym.Env):
         self._cores[name] = core
         return core
 
+    def _can_switch_class(self) -> bool:
+        return self.switch_class and len(self.task_set.classes) > 1
+
+    def _set_task(self, task_id: int, goal: int) -> None:
+        """Play goal ``goal`` of class ``task_id`` from the next core reset on."""
+        self._task_id, self._goal = task_id, goal
+        self._class_name = self.task_set.classes[task_id]
+        self._core = self._use_class(self._class_name)
+        self._core.set_goal(self.task_set.goals[self._class_name][goal])
+
+    def _switch_task(self) -> None:
+        """Switch to another task (module docstring), drawn with the env's generator."""
+        rng, classes = self.np_random, self.task_set.classes
+        task_id = self._task_id
+        if self._can_switch_class():
+            other = int(rng.integers(len(classes) - 1))
+            task_id = other + (other >= task_id)  # uniform over the other classes
+            goal = int(rng.integers(len(self.task_set.goals[classes[task_id]])))
+        else:
+            other = int(rng.integers(len(self.task_set.goals[classes[task_id]]) - 1))
+            goal = other + (other >= self._goal)  # uniform over the other goals
+        self._set_task(task_id, goal)
+
     def _start_trial(self, task: tuple[int, int] | None = None) -> None:
         """Start a trial of ``task`` (class index, goal index), or of the next round-robin class and a drawn goal."""
         classes = self.task_set.classes
@@ -201,6 +262,9 @@ class TrialEnv(gym.Env):
         self._core = self._use_class(self._class_name)
         self._core.set_goal(goals[self._goal])
         self._attempt = 1
+        if self.task_switches:  # drawn only here and only then: S = 0 leaves the random stream as it was
+            drawn = self.np_random.choice(np.arange(2, self.episodes_per_trial + 1), self.task_switches, replace=False)
+            self._switch_attempts = frozenset(int(a) for a in drawn)
         self._obs[self._d_env :] = 0.0  # no previous action/reward in a new trial
 
     # ------------------------------------------------------------ gym API
@@ -225,17 +289,21 @@ class TrialEnv(gym.Env):
         )
         if seed is not None:
             self._trial = 0
+        self._switched = False
         if new_trial:
             self._start_trial(task)
         else:
             self._attempt += 1
+            if self._attempt in self._switch_attempts:
+                self._switch_task()
+                self._switched = True
         core_obs = self._core.reset(self.np_random)
         self._t, self._return, self._success = 0, 0.0, False
         self._needs_reset = False
         self._write_obs(core_obs)
         self._obs[-2] = 1.0  # episode start
         self._obs[-1] = 1.0 if new_trial else 0.0  # trial start
-        return self._obs.copy(), self._info(False, False, False)
+        return self._obs.copy(), self._info(False, False, False, self._switched)
 
     def step(
         self, action: np.ndarray
@@ -250,12 +318,13 @@ class TrialEnv(gym.Env):
         truncated = self._t >= self.max_episode_steps
         trial_end = truncated and self._attempt >= self.episodes_per_trial
         self._needs_reset = truncated
+        switched, self._switched = self._switched, False  # marks only the attempt's first step
         self._write_obs(core_obs)
         n_act = act.shape[0]
         self._obs[self._d_act : self._d_act + n_act] = act
         self._obs[self._d_act + n_act] = reward * self.reward_scale
         self._obs[-2:] = 0.0
-        return self._obs.copy(), reward, False, truncated, self._info(success, truncated, trial_end)
+        return self._obs.copy(), reward, False, truncated, self._info(success, truncated, trial_end, switched)
 
     def _write_obs(self, core_obs: np.ndarray) -> None:
         # float64 -> float32, then clip so rounding never leaves the space.
@@ -265,7 +334,7 @@ class TrialEnv(gym.Env):
             self._obs[self._d_env] = 1.0 - self._t / self.max_episode_steps
             self._obs[self._d_env + 1] = 1.0 - done / self.trial_length
 
-    def _info(self, success: bool, episode_end: bool, trial_end: bool) -> dict[str, Any]:
+    def _info(self, success: bool, episode_end: bool, trial_end: bool, switched: bool = False) -> dict[str, Any]:
         return {
             "task": self._class_name,
             "task_id": self._task_id,
@@ -275,6 +344,7 @@ class TrialEnv(gym.Env):
             "trial_end": bool(trial_end),
             "episode_success": bool(self._success) if episode_end else False,
             "episode_return": float(self._return) if episode_end else 0.0,
+            "task_switched": bool(switched),
         }
 
     def render(self) -> np.ndarray | None:
@@ -302,6 +372,8 @@ def make_env(
     env_index: int = 0,
     num_envs: int = 1,
     clock: bool = False,
+    task_switches: int = 0,
+    switch_class: bool = False,
 ) -> TrialEnv:
     """One RL² trial env of ``benchmark``'s ``split``.
 
@@ -312,6 +384,10 @@ def make_env(
     ``seed`` seeds the first ``reset()``. ``env_index``/``num_envs`` place the
     env in a round-robin over the classes (what ``make_vec`` uses).
     ``clock=True`` adds the trial's clock to the observation (module docstring).
+    ``task_switches=S`` changes each trial's hidden task S times at attempt
+    boundaries drawn from 2..``episodes_per_trial``, unannounced (another goal
+    of the class; with ``switch_class=True`` another class where the split
+    has several; module docstring); 0 = stationary trials, exactly as without it.
     """
     return TrialEnv(
         benchmark,
@@ -325,4 +401,6 @@ def make_env(
         env_index=env_index,
         num_envs=num_envs,
         clock=clock,
+        task_switches=task_switches,
+        switch_class=switch_class,
     )

@@ -14,9 +14,12 @@ Semantics (docs/interfaces.md): SAME_STEP autoreset, i.e. where an attempt
 ended the returned obs is already the first obs of the next attempt or
 trial, and ``infos["final_obs"]`` holds the ended attempt's last obs. The
 other ``infos`` arrays (``task_id``, ``goal``, ``attempt``, ``success``,
-``trial_end``, ``episode_success``, ``episode_return``) describe the step
-just taken, i.e. the ended attempt. ``reset(seed=s)`` seeds env i with
-``s + i``; ``reset()`` starts a new trial in every env;
+``trial_end``, ``episode_success``, ``episode_return``, ``task_switched``)
+describe the step just taken, i.e. the ended attempt; so ``task_switched``
+(``task_switches`` > 0) is True at the first step of an attempt whose task
+was just switched, where ``goal``/``task_id`` first name the new task.
+``reset(seed=s)`` seeds env i with ``s + i``; ``reset()`` starts a new
+trial in every env;
 ``reset(options={"tasks": [task or None per env]})`` pins env i's new trial
 to ``tasks[i]`` = (class name or index, goal index), as a single env's
 ``reset(options={"task": ...})`` does (None: the task is drawn as usual).
@@ -86,8 +89,10 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "trial_end": (np.bool_, ""),
     "episode_success": (np.bool_, ""),
     "episode_return": (np.float64, ""),
+    "task_switched": (np.bool_, ""),
 }
-INFO_KEYS = ("task_id", "goal", "attempt", "success", "trial_end", "episode_success", "episode_return")
+INFO_KEYS = ("task_id", "goal", "attempt", "success", "trial_end", "episode_success", "episode_return",
+             "task_switched")
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         caller_share: float | None = None,
         trial_autoreset: bool = True,
         clock: bool = False,
+        task_switches: int = 0,
+        switch_class: bool = False,
     ) -> None:
         spec = get_benchmark(benchmark)
         check_split(split)
@@ -289,6 +296,8 @@ class TrialVectorEnv(gym.vector.VectorEnv):
             num_envs=self.num_envs,
             task_set=spec.task_set(split),
             clock=clock,
+            task_switches=task_switches,
+            switch_class=switch_class,
         )
         # A template env in this process gives spaces and trial constants
         # (validates every argument, builds no MuJoCo model until reset).
@@ -675,6 +684,8 @@ def make_vec(
     caller_share: float | None = None,
     trial_autoreset: bool = True,
     clock: bool = False,
+    task_switches: int = 0,
+    switch_class: bool = False,
 ) -> TrialVectorEnv:
     """A vector env of ``num_envs`` trial envs (see ``TrialVectorEnv``).
 
@@ -705,4 +716,6 @@ def make_vec(
         caller_share=caller_share,
         trial_autoreset=trial_autoreset,
         clock=clock,
+        task_switches=task_switches,
+        switch_class=switch_class,
     )

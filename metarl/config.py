@@ -42,6 +42,13 @@ class EnvConfig:
     clock: bool = False
     """Add the trial's clock to the observation (share of the attempt and of the trial left):
     attempts end at a time limit the env observation does not show (``metarl.envs.trial``)."""
+    task_switches: int = 0
+    """Times each trial's hidden task changes, unannounced, at attempt boundaries drawn per trial
+    from attempts 2..episodes_per_trial (at most episodes_per_trial - 1); 0 = stationary trials,
+    exactly as before (``metarl.envs.trial``). Applies to training and held-out evaluation envs."""
+    switch_class: bool = False
+    """With task_switches: switch to another class of the split (ML10/ML45) instead of another
+    goal of the same class; splits with one class (ML1, toys) switch goals either way."""
     workers: int | None = None
     """Env worker processes: None = the envs layer's choice (in-process for toys, else one per CPU); 0 = in-process."""
     collect_groups: int = 1
@@ -411,6 +418,7 @@ def validate(cfg: TrainConfig) -> None:
         "env.eval_num_envs": cfg.env.eval_num_envs,
         "torch_threads": cfg.torch_threads,
         "ppo.task_coef": cfg.ppo.task_coef,
+        "env.task_switches": cfg.env.task_switches,
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -419,6 +427,12 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg.env, key)
         if value is not None and value < 1:
             raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
+    if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
+        raise ConfigError("config keys 'env.task_switches' > 0 and 'ppo.task_coef' > 0 do not combine: "
+                          "the task-inference targets are each trial's first task (metarl.rollout.Rollout.tasks)")
+    if cfg.env.episodes_per_trial is not None and cfg.env.task_switches > cfg.env.episodes_per_trial - 1:
+        raise ConfigError(f"config key 'env.task_switches' must be <= env.episodes_per_trial - 1 "
+                          f"({cfg.env.episodes_per_trial - 1}), got {cfg.env.task_switches}")
     if cfg.env.collect_groups > cfg.env.num_envs:
         raise ConfigError(
             f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"

@@ -45,6 +45,8 @@ def make_envs(env_cfg, split: str, num_envs: int, trial_autoreset: bool = True):
         caller_share=env_cfg.caller_share,
         trial_autoreset=trial_autoreset,
         clock=env_cfg.clock,
+        task_switches=env_cfg.task_switches,
+        switch_class=env_cfg.switch_class,
     )
 
 

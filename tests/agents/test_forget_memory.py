@@ -234,3 +234,90 @@ def test_parallel_path_on_cuda_matches_cpu_step_loop():
         out_gpu, _ = cell(x.cuda(), tuple(s.cuda() for s in state), reset.cuda())
     torch.testing.assert_close(out_gpu.cpu(), out_cpu, atol=1e-4, rtol=1e-4)
     assert math.isfinite(out_gpu.abs().max().item())
+
+
+# --- the fixed-gate ablation (learn_forget=False) -------------------------------------
+
+FIXED_VARIANTS = [{}, {"scan": "chunked", "chunk_size": 8}, {"parallel": False}, {"write_mode": "controller"}]
+
+
+@pytest.mark.parametrize("options", FIXED_VARIANTS)
+def test_fixed_forget_gates_are_exactly_one_and_fed_by_no_parameter(options):
+    T, B, K = 20, 3, 2
+    cell = build(heads=K, learn_forget=False, **options)
+    learned = build(heads=K, **options)
+    # the head projections lose exactly the N forget rows; nothing else changes shape
+    for name, p in learned.named_parameters():
+        q = dict(cell.named_parameters())[name]
+        rows = N if name.startswith("memory_heads.") else 0
+        assert q.shape == (p.shape[0] - rows, *p.shape[1:]), name
+    x = torch.randn(T, B, I, requires_grad=True)
+    out, (h, c, mem), diag = cell(x, random_state(cell, B), resets(T, B), diagnostics=True)
+    assert torch.equal(diag["forget"], torch.ones(T, B, N))
+    assert not diag["forget"].requires_grad, "a fixed gate must not depend on any parameter"
+    (out.square().sum() + mem.sum()).backward()
+    missing = [n for n, p in cell.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"the rest of the cell still learns: {missing}"
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": False}, {"write_mode": "controller"}])
+def test_fixed_forget_gates_make_the_update_purely_additive(options):
+    prev, new, diag = _step_update("forget-memory", learn_forget=False, **options)
+    assert torch.equal(diag["forget"], torch.ones(N))
+    v = (new - prev) / diag["write_weights"][:, None]  # M_t - M_{t-1} = w vᵀ: nothing forgotten
+    torch.testing.assert_close(v, v[:1].expand_as(v), atol=1e-4, rtol=1e-4)
+    # no input can make a fixed-gate cell forget (a learned cell shuts its gates at -60, see above)
+    cell = build(learn_forget=False)
+    with torch.no_grad():
+        cell.memory_heads.from_x.bias[N] = -60.0  # write gate shut
+        start = random_state(cell, 1)
+        _, state = cell(torch.randn(3, 1, I) * 10, start, torch.zeros(3, 1, dtype=torch.bool))
+    torch.testing.assert_close(state[2], start[2], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("options", FIXED_VARIANTS)
+def test_fixed_forget_step_equals_forward_with_resets(options):
+    T, B = 37, 3
+    cell = build(heads=2, learn_forget=False, **options)
+    x, reset = torch.randn(T, B, I) * 2, resets(T, B)
+    state = random_state(cell, B)
+    with torch.no_grad():
+        out, final = cell(x, state, reset)
+        outs, s = [], state
+        for t in range(T):
+            o, s = cell.step(x[t], s, reset[t])
+            outs.append(o)
+    torch.testing.assert_close(torch.stack(outs), out, atol=1e-4, rtol=1e-4)
+    for a, b in zip(s, final):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    if cell.write_mode == "input" and cell.parallel:  # the parallel path equals its own step loop too
+        cell.parallel = False
+        with torch.no_grad():
+            out_loop, _ = cell(x, state, reset)
+        torch.testing.assert_close(out_loop, out, atol=1e-4, rtol=1e-4)
+
+
+def test_learn_forget_true_is_the_default_cell():
+    x, reset = torch.randn(20, 2, I), resets(20, 2)
+    default, explicit = build(seed=3), build(seed=3, learn_forget=True)
+    for (n, p), (m, q) in zip(default.named_parameters(), explicit.named_parameters()):
+        assert n == m and torch.equal(p, q)
+    with torch.no_grad():
+        torch.testing.assert_close(default(x, default.initial_state(2), reset)[0],
+                                   explicit(x, explicit.initial_state(2), reset)[0], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="learn_forget must be True or False"):
+        build(learn_forget="no")
+
+
+def test_learn_forget_reaches_the_cell_from_the_config():
+    from metarl.checkpoint import build_policy
+    from metarl.config import config_from_dict
+
+    small = {"slots": 4, "width": 3}
+    for options, learned in (({**small, "learn_forget": False}, False),  # flat
+                             ({"forget-memory": {**small, "learn_forget": False}}, False),  # keyed by cell
+                             (small, True)):
+        cfg = config_from_dict({"agent": {"cell": "forget-memory", "hidden_size": 16, "encoder_sizes": [],
+                                          "cell_options": options}})
+        policy = build_policy(cfg, obs_dim=7, action_dim=2)
+        assert policy.cell.learn_forget is learned and policy.cell.memory_heads.learn_forget is learned
