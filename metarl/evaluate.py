@@ -5,8 +5,7 @@ at the trial start. For each task class we report the success rate and mean
 return of attempt 1..K, the mean over tasks, and a 95% bootstrap CI of the
 final-attempt success. :func:`evaluate_agent` is the Python entry point (training
 reuses it); the CLI adds tables, JSON/CSV files, several runs and
-``--protocol metaworld`` (Meta-World's own meta-test loop through
-:class:`MetaWorldProtocolAgent`).
+``--protocol metaworld`` (Meta-World's own meta-test loop, ``metarl.protocol``).
 """
 
 from __future__ import annotations
@@ -104,7 +103,7 @@ def seeded_torch(agent: Any, seed: int) -> Iterator[None]:
         yield
 
 
-def _reward_scale(agent: Any) -> float | None:
+def agent_reward_scale(agent: Any) -> float | None:
     env_cfg = _config_env(agent)
     return None if env_cfg is None else getattr(env_cfg, "reward_scale", None)
 
@@ -115,8 +114,8 @@ def agent_env_kwargs(agent: Any) -> dict[str, Any]:
     clock needs it in every env it plays)."""
     env_cfg = _config_env(agent)
     kwargs: dict[str, Any] = {}
-    if _reward_scale(agent) is not None:
-        kwargs["reward_scale"] = _reward_scale(agent)
+    if agent_reward_scale(agent) is not None:
+        kwargs["reward_scale"] = agent_reward_scale(agent)
     if env_cfg is not None and getattr(env_cfg, "clock", False):
         kwargs["clock"] = True
     return kwargs
@@ -300,225 +299,6 @@ def evaluate_agent(
     }
 
 
-# ----------------------------------------------------------------------- Meta-World protocol
-
-
-class MetaWorldProtocolAgent:
-    """Adapter from our :class:`~metarl.agent.Agent` to ``metaworld.evaluation.MetaLearningAgent``.
-
-    Meta-World's loop (``metalearning_evaluation``) calls ``init`` (new tasks: memory
-    reset), ``adapt_action``/``step`` for the adaptation episodes, ``adapt`` (we
-    snapshot the memory), then ``evaluation``: ``reset(mask)`` (we restore the
-    snapshot where an evaluation episode starts) and ``eval_action``.
-
-    Its envs are built with ``recurrent_info_in_obs`` (raw obs | action | raw reward
-    | done); we rebuild our trial layout from that: [obs | clock, if the agent uses
-    one | previous action | previous reward * reward_scale | episode-start |
-    trial-start]. An evaluation episode starts like a further attempt of the same
-    trial: memory, previous action and reward (and the clock's attempt) as they
-    were at the end of adaptation. ``clock``: (steps per attempt, attempts per
-    trial) for an agent trained with the clock, else None.
-    """
-
-    def __init__(self, agent: Any, obs_low: np.ndarray, obs_high: np.ndarray, action_dim: int,
-                 reward_scale: float, deterministic: bool, clock: tuple[int, int] | None = None) -> None:
-        self.agent, self.deterministic, self.clock = agent, deterministic, clock
-        self.obs_low, self.obs_high = obs_low, obs_high
-        self.d_env, self.action_dim, self.reward_scale = obs_low.shape[0], action_dim, reward_scale
-        self.num_envs = 0
-        self.state: Any = None
-        self.snapshot: tuple[Any, np.ndarray, np.ndarray] | None = None
-
-    def _begin(self, n: int) -> None:
-        self.num_envs = n
-        self.state = self.agent.initial_state(n)
-        self.prev_action = np.zeros((n, self.action_dim), dtype=np.float32)  # (N, A)
-        self.prev_reward = np.zeros(n, dtype=np.float32)  # (N,) raw
-        self.episode_start = np.ones(n, dtype=bool)
-        self.trial_start = np.ones(n, dtype=bool)
-        self.t = np.zeros(n, dtype=np.int64)  # steps into the current episode
-        self.attempt = np.ones(n, dtype=np.int64)  # 1-based, as the clock counts it
-
-    def init(self) -> None:
-        self.num_envs = 0  # sized lazily from the first observation batch
-        self.snapshot = None
-
-    def _obs(self, raw: np.ndarray) -> np.ndarray:
-        env_obs = np.clip(raw[:, : self.d_env], self.obs_low, self.obs_high)  # (N, D_env)
-        flags = np.stack([self.episode_start, self.trial_start], axis=1).astype(np.float32)  # (N, 2)
-        reward = (self.prev_reward * self.reward_scale)[:, None]  # (N, 1)
-        parts = [env_obs, self.prev_action, reward, flags]
-        if self.clock is not None:  # as metarl.envs.trial writes it
-            steps, k = self.clock
-            t = np.minimum(self.t, steps)
-            done = (np.minimum(self.attempt, k) - 1) * steps + t
-            parts.insert(1, np.stack([1.0 - t / steps, 1.0 - done / (k * steps)], axis=1))  # (N, 2)
-        return np.concatenate(parts, axis=1).astype(np.float32)
-
-    def _act(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, dtype=np.float64)
-        if self.num_envs != raw.shape[0]:
-            self._begin(raw.shape[0])
-        action, self.state = self.agent.act(self._obs(raw), self.state, deterministic=self.deterministic)
-        self.prev_action = np.asarray(action, dtype=np.float32).copy()
-        self.t += 1
-        self.episode_start[:] = False
-        self.trial_start[:] = False
-        return action.astype(np.float64)
-
-    def adapt_action(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return self._act(observations), {}
-
-    def step(self, timestep: Any) -> None:
-        self.prev_reward = np.asarray(timestep.reward, dtype=np.float32).copy()
-        ended = np.logical_or(timestep.terminated, timestep.truncated)
-        self.episode_start |= ended
-        self.t[ended] = 0
-        self.attempt[ended] += 1
-
-    def adapt(self) -> None:
-        state = tuple(s.clone() for s in self.state)
-        self.snapshot = (state, self.prev_action.copy(), self.prev_reward.copy(), self.attempt.copy())
-
-    def reset(self, env_mask: np.ndarray) -> None:
-        if self.snapshot is None:
-            raise RuntimeError("reset() before adapt(): the Meta-World protocol always adapts first")
-        mask = np.asarray(env_mask, dtype=bool)
-        state, action, reward, attempt = self.snapshot
-        m = torch.as_tensor(mask)
-        self.state = tuple(
-            torch.where(m.to(s.device).view(-1, *([1] * (s.dim() - 1))), snap, s) for s, snap in zip(self.state, state)
-        )
-        self.prev_action[mask] = action[mask]
-        self.prev_reward[mask] = reward[mask]
-        self.attempt[mask] = attempt[mask]
-        self.t[mask] = 0
-        self.episode_start |= mask
-
-    def eval_action(self, observations: np.ndarray) -> np.ndarray:
-        raw = np.asarray(observations, dtype=np.float64)
-        within = ~self.episode_start  # inside an episode the obs carries the last raw reward
-        self.prev_reward[within] = raw[within, self.d_env + self.action_dim]
-        return self._act(raw)
-
-
-def _metaworld_benchmark(benchmark: str) -> Any:
-    """A ``metaworld.Benchmark`` holding the same classes and goals as ``metarl.envs`` uses.
-
-    The goals come from the envs layer's cached task lists (drawn once with its fixed
-    benchmark seed), so this protocol sees exactly the held-out goals that
-    ``metarl evaluate`` samples from, and no 20-60 s benchmark rebuild is needed.
-    """
-    import metaworld
-    from metaworld import env_dict
-
-    from metarl.envs.metaworld_tasks import load_tasks
-
-    if benchmark.startswith("ML1/"):
-        task = benchmark[len("ML1/"):]
-        train_classes = test_classes = {task: env_dict.ALL_V3_ENVIRONMENTS[task]}
-    elif benchmark in ("ML10", "ML25", "ML45"):
-        table = getattr(env_dict, f"{benchmark}_V3")
-        train_classes, test_classes = table["train"], table["test"]
-    else:
-        raise ValueError(
-            f"--protocol metaworld needs a Meta-World benchmark (ML1/<task>, ML10, ML25, ML45), got {benchmark!r}"
-        )
-    goals = load_tasks(benchmark)
-
-    class _Cached(metaworld.Benchmark):
-        def __init__(self) -> None:
-            self._train_classes, self._test_classes = train_classes, test_classes
-            self._train_tasks, self._test_tasks = list(goals["train"]), list(goals["test"])
-
-    return _Cached()
-
-
-def metaworld_evaluate(
-    agent: Any,
-    benchmark: str | None = None,
-    split: str = "test",
-    seed: int = 0,
-    deterministic: bool = False,
-    num_evals: int | None = None,
-    adaptation_episodes: int | None = None,
-    evaluation_episodes: int = 3,
-    meta_batch_size: int | None = None,
-    total_tasks_per_cls: int | None = None,
-    max_episode_steps: int | None = None,
-) -> dict[str, Any]:
-    """Run ``metaworld.evaluation.metalearning_evaluation`` on our agent; JSON-ready result.
-
-    Envs: what ``metaworld.make_ml_envs`` builds (sync, SAME_STEP autoreset,
-    pseudorandom task order seeded with ``seed``) over the goals ``metarl.envs``
-    uses (see :func:`_metaworld_benchmark`), ``meta_batch_size`` envs
-    (default 4 per class) over the first ``total_tasks_per_cls`` goals of each class
-    (default: the largest multiple of the envs per class up to 50, since every
-    env must get the same number of goals). ``num_evals`` (default: enough to visit
-    every kept goal once) rounds of adaptation + evaluation episodes.
-    Adaptation episodes default to K - 1 (at least 1), so the evaluation episode is
-    the K-th attempt the agent was trained on.
-    """
-    import metaworld
-    from metaworld.evaluation import metalearning_evaluation
-
-    from metarl.envs.registry import check_split, get_benchmark, tasks
-
-    s = resolve_settings(agent, EvalSettings(benchmark=benchmark, split=split, seed=seed, deterministic=deterministic,
-                                             max_episode_steps=max_episode_steps))
-    check_split(s.split)
-    bench = _metaworld_benchmark(s.benchmark)
-    classes = sorted(tasks(s.benchmark, s.split))
-    k = int(s.episodes_per_trial or 10)
-    adaptation_episodes = adaptation_episodes or max(1, k - 1)
-    per_class = (meta_batch_size // len(classes)) if meta_batch_size else 4
-    if per_class < 1 or (meta_batch_size and meta_batch_size % len(classes)):
-        raise ValueError(f"meta-batch-size must be a positive multiple of the {len(classes)} task classes")
-    mbs = per_class * len(classes)
-    total = total_tasks_per_cls or (50 - 50 % per_class)
-    if total % per_class:
-        raise ValueError(f"total tasks per class ({total}) must be a multiple of the envs per class ({per_class})")
-    num_evals = num_evals or total // per_class
-    spec = get_benchmark(s.benchmark)
-    space = spec.observation_space()
-    action_dim = int(spec.action_space().shape[0])
-    clock = None
-    if agent_env_kwargs(agent).get("clock"):
-        from metarl.envs.metaworld_tasks import EPISODE_STEPS
-        from metarl.envs.trial import CLOCK_DIMS
-
-        clock = (int(s.max_episode_steps or EPISODE_STEPS), k)
-    check_compatible(agent, space.shape[0] + (CLOCK_DIMS if clock else 0) + action_dim + 3, action_dim, s.benchmark)
-    reward_scale = _reward_scale(agent)
-    reward_scale = spec.default_reward_scale if reward_scale is None else float(reward_scale)
-    extra = {} if s.max_episode_steps is None else {"max_episode_steps": int(s.max_episode_steps)}
-    # make_ml_envs minus the benchmark rebuild: same wrappers, same vector env
-    envs = metaworld._make_ml_envs_inner(
-        bench, seed=s.seed, meta_batch_size=mbs, total_tasks_per_cls=total, split=s.split,
-        vector_strategy="sync", terminate_on_success=s.split == "test", task_select="pseudorandom",
-        recurrent_info_in_obs=True, normalize_reward_in_recurrent_info=False, **extra,
-    )
-    adapter = MetaWorldProtocolAgent(agent, space.low, space.high, action_dim, reward_scale, s.deterministic, clock)
-    try:
-        with seeded_torch(agent, s.seed):
-            mean_success, mean_return, per_task = metalearning_evaluation(
-                adapter, envs, num_evals=num_evals, adaptation_steps=1,
-                adaptation_episodes=adaptation_episodes, evaluation_episodes=evaluation_episodes,
-            )
-    finally:
-        envs.close()
-    task_rows = {t: {"success": float(per_task[t])} for t in sorted(per_task)}
-    return {
-        "benchmark": s.benchmark, "split": s.split, "protocol": "metaworld",
-        "episodes_per_trial": k, "adaptation_episodes": adaptation_episodes,
-        "evaluation_episodes": evaluation_episodes, "num_evals": num_evals, "meta_batch_size": mbs,
-        "total_tasks_per_cls": total, "max_episode_steps": s.max_episode_steps, "seed": s.seed,
-        "deterministic": s.deterministic, "tasks": task_rows,
-        "success": float(np.mean([r["success"] for r in task_rows.values()])),
-        "success_reported_by_metaworld": float(mean_success), "mean_return": float(mean_return),
-    }
-
-
 # ----------------------------------------------------------------------- several runs
 
 
@@ -536,12 +316,16 @@ def aggregate_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"runs evaluated different tasks (missing {missing[0]!r} in some)")
     if first.get("protocol") == "metaworld":
-        out = {k: v for k, v in first.items() if k not in ("tasks", "success", "mean_return", "run")}
+        out = {k: v for k, v in first.items() if k not in ("tasks", "success", "success_per_env", "mean_return", "run")}
         out["tasks"] = {}
+        keys = [k for k in ("success", "success_per_env") if all(k in r for r in results)]
         for n in names:
-            m, sd = stats.mean_and_std([r["tasks"][n]["success"] for r in results])
-            out["tasks"][n] = {"success": m, "success_std": sd}
-        out["success"], out["success_std"] = stats.mean_and_std([r["success"] for r in results])
+            out["tasks"][n] = {}
+            for key in keys:
+                m, sd = stats.mean_and_std([r["tasks"][n][key] for r in results])
+                out["tasks"][n].update({key: m, f"{key}_std": sd})
+        for key in keys:
+            out[key], out[f"{key}_std"] = stats.mean_and_std([r[key] for r in results])
         out["mean_return"], out["mean_return_std"] = stats.mean_and_std([r["mean_return"] for r in results])
         out.update(runs=[r.get("run") for r in results], num_runs=len(results), per_run=results)
         return out
@@ -614,10 +398,14 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def _metaworld_table(result: dict[str, Any]) -> str:
-    lines = ["| task | success (evaluation episodes) |", "| --- | --- |"]
+    lines = ["| task | success, Meta-World's count | success, per env (unbiased) |", "| --- | --- | --- |"]
     for name in sorted(result["tasks"]):
-        lines.append(f"| {name} | {_cell(result['tasks'][name], 'success', None, '.2f')} |")
-    lines.append(f"| **mean** | {_cell(result, 'success', None, '.2f')} |")
+        t = result["tasks"][name]
+        lines.append(f"| {name} | {_cell(t, 'success', None, '.2f')} | {_cell(t, 'success_per_env', None, '.2f')} |")
+    lines.append(f"| **mean** | {_cell(result, 'success', None, '.2f')} | {_cell(result, 'success_per_env', None, '.2f')} |")
+    lines.append("\nMeta-World's count takes each class's first evaluation episodes to finish, over all its envs "
+                 "(episodes end at success), so envs that succeed early fill it; the per-env figure averages every "
+                 "env's first evaluation episodes of each task draw, then the envs of a class.")
     lines.append(f"\nmean return {_cell(result, 'mean_return', None, '.1f')}; {result['adaptation_episodes']} adaptation + "
                  f"{result['evaluation_episodes']} evaluation episodes, {result['num_evals']} task draws "
                  f"(metaworld.evaluation.metalearning_evaluation)")
@@ -634,6 +422,9 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             if r.get("protocol") == "metaworld":
                 rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
                              "attempt": "evaluation", "success": t["success"], "return": ""})
+                if "success_per_env" in t:
+                    rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
+                                 "attempt": "evaluation, per env", "success": t["success_per_env"], "return": ""})
                 continue
             for a, (sv, rv) in enumerate(zip(t["success_by_attempt"], t["return_by_attempt"]), start=1):
                 rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
@@ -704,6 +495,8 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
 
     agent = load_agent(source, device=args.device)
     if args.protocol == "metaworld":
+        from metarl.protocol import metaworld_evaluate  # imports this module's helpers: a top-level import would cycle
+
         result = metaworld_evaluate(
             agent, benchmark=args.benchmark, split=args.split, seed=args.seed, deterministic=args.deterministic,
             num_evals=args.num_evals, adaptation_episodes=args.adaptation_episodes,

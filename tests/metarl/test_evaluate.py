@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from metarl import cli, stats
+from metarl.protocol import MetaWorldProtocolAgent, per_env_success
 from metarl.evaluate import (
     EvalSettings,
-    MetaWorldProtocolAgent,
     TrialRecord,
     aggregate_runs,
     evaluate_agent,
@@ -204,6 +204,9 @@ def test_metaworld_protocol_runs_on_short_ml10(reach_run: Path, tmp_path: Path) 
     assert list(result["tasks"]) == sorted(tasks("ML10", "test"))
     assert all(0.0 <= t["success"] <= 1.0 for t in result["tasks"].values())
     assert np.isfinite(result["mean_return"]) and result["mean_return"] > 0
+    # one env per class and one evaluation episode: no room for bias, the two figures agree
+    assert all(t["success_per_env"] == t["success"] for t in result["tasks"].values())
+    assert result["success_per_env"] == result["success"]
 
 
 class _CountingAgent:
@@ -337,3 +340,19 @@ def test_bad_inputs_give_one_line_errors(argv, message, point_nav_run: Path, cap
     assert cli.main(argv + ["--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_per_env_success_is_unbiased_where_metaworlds_count_favours_early_successes() -> None:
+    """4 envs of one class, per-goal success 1/4: env 0 succeeds at once in every episode,
+    the others time out. Meta-World counts the first 3 episodes to finish per class: env 0's
+    three quick successes, so 1.0; every env's own first 3 episodes give (1 + 0 + 0 + 0) / 4."""
+    ended = [(0, 0, True), (0, 0, True), (0, 0, True)]  # env 0's short episodes end first
+    ended += [(0, i, False) for i in (1, 2, 3)] + [(0, 0, True)]  # then the time-outs
+    ended += [(0, i, False) for i in (1, 2, 3)] * 2
+    names = ["reach-v3"] * 4
+    assert per_env_success(ended, names, episodes=3) == {"reach-v3": 0.25}
+    metaworld_count = sum(s for _, _, s in ended[:3]) / 3  # what metalearning_evaluation reports here
+    assert metaworld_count == 1.0
+    # two rounds, two classes: per env, averaged over rounds, then over the class's envs
+    two = [(0, 0, True), (0, 1, False), (1, 0, False), (1, 1, False), (0, 2, True), (1, 2, True)]
+    assert per_env_success(two, ["a", "a", "b"], episodes=1) == {"a": 0.25, "b": 1.0}
