@@ -16,7 +16,7 @@ import csv
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,6 +36,8 @@ class TrialRecord:
     success: list[bool]
     returns: list[float]
     goal: int | None = None
+    switches: list[int] = field(default_factory=list)
+    """1-based attempts whose task was switched unannounced (``task_switches`` > 0)."""
 
 
 @dataclass
@@ -56,6 +58,10 @@ class EvalSettings:
     workers: int | None = None
     """Env worker processes (``make_vec``): None = in-process for toy tasks, else one per CPU; 0 = in-process."""
     progress: bool = False
+    task_switches: int = 0
+    """Unannounced task switches per trial (``make_vec(task_switches=...)``); 0 = ordinary trials."""
+    switch_class: bool = False
+    """Switch to another class rather than another goal (multi-class splits)."""
 
 
 def _config_env(agent: Any) -> Any:
@@ -162,6 +168,8 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     if s.max_episode_steps is not None:
         kwargs["max_episode_steps"] = s.max_episode_steps
     kwargs.update(agent_env_kwargs(agent))
+    if s.task_switches:
+        kwargs.update(task_switches=s.task_switches, switch_class=s.switch_class)
     envs = make_vec(s.benchmark, num_envs=num_envs, **kwargs)
     try:
         check_compatible(agent, envs.single_observation_space.shape[0], envs.single_action_space.shape[0], s.benchmark)
@@ -185,9 +193,12 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             succ = np.zeros((num_envs, k), dtype=bool)  # (N, K)
             rets = np.zeros((num_envs, k))  # (N, K)
             ended = np.zeros(num_envs, dtype=np.int64)  # attempts finished per env
+            switches: list[list[int]] = [[] for _ in range(num_envs)]
             for _ in range(length):
                 action, state = agent.act(obs, state, deterministic=s.deterministic)
                 obs, _, term, trunc, infos = envs.step(action)
+                for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
+                    switches[i].append(int(ended[i]) + 1)
                 done = np.logical_or(term, trunc)
                 for i in np.flatnonzero(done):
                     if ended[i] < k:
@@ -201,7 +212,7 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             for i in range(num_envs):
                 if tasks[i] is not None:
                     records.append(TrialRecord(classes[int(task_ids[i])], succ[i].tolist(), rets[i].tolist(),
-                                               int(goals[i])))
+                                               int(goals[i]), switches[i]))
     finally:
         bar.close()
         envs.close()
@@ -245,6 +256,8 @@ def summarize(records: list[TrialRecord], episodes_per_trial: int, seed: int = 0
         goals = [r.goal for r in recs if r.goal is not None]
         if goals:
             tasks[name]["goals"] = sorted(set(goals))
+        if any(r.switches for r in recs):
+            tasks[name]["around_switch"] = around_switch(recs)
         finals.append(succ[:, -1])
     per_task_succ = np.array([t["success_by_attempt"] for t in tasks.values()])  # (C, K)
     per_task_ret = np.array([t["return_by_attempt"] for t in tasks.values()])  # (C, K)
@@ -256,6 +269,32 @@ def summarize(records: list[TrialRecord], episodes_per_trial: int, seed: int = 0
         "return_by_attempt": per_task_ret.mean(axis=0).tolist(),
         "final_success": ci.as_dict() | {"confidence": 0.95, "method": "bootstrap over trials, stratified by task"},
         "mean_return": float(per_task_ret.mean()),
+    } | ({"around_switch": around_switch(records)} if any(r.switches for r in records) else {})
+
+
+SWITCH_OFFSETS = tuple(range(-2, 4))  # attempts relative to the first switch: -1 the last on the old task
+
+
+def around_switch(records: list[TrialRecord]) -> dict[str, list]:
+    """Success and return by attempt relative to each trial's first switch (offset 0 = the
+    first attempt on the new task), averaged over the trials that have that attempt."""
+    success: list[list[float]] = [[] for _ in SWITCH_OFFSETS]
+    returns: list[list[float]] = [[] for _ in SWITCH_OFFSETS]
+    for r in records:
+        if not r.switches:
+            continue
+        first = min(r.switches)
+        for j, off in enumerate(SWITCH_OFFSETS):
+            a = first + off  # 1-based attempt
+            if 1 <= a <= len(r.success):
+                success[j].append(float(r.success[a - 1]))
+                returns[j].append(float(r.returns[a - 1]))
+    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return {
+        "offsets": list(SWITCH_OFFSETS),
+        "success": [mean(v) for v in success],
+        "return": [mean(v) for v in returns],
+        "trials": [len(v) for v in success],
     }
 
 
@@ -271,6 +310,8 @@ def evaluate_agent(
     max_episode_steps: int | None = None,
     workers: int | None = None,
     progress: bool = False,
+    task_switches: int = 0,
+    switch_class: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
 
@@ -281,7 +322,7 @@ def evaluate_agent(
     s = resolve_settings(agent, EvalSettings(
         benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
         deterministic=deterministic, num_envs=num_envs, max_episode_steps=max_episode_steps,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, task_switches=task_switches, switch_class=switch_class,
     ))
     with seeded_torch(agent, s.seed):
         records, meta = run_trials(agent, s)
@@ -360,7 +401,21 @@ def aggregate_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
                           "ci_across_runs": stats.bootstrap_ci(finals).as_dict()},
         "mean_return": ret_mean, "mean_return_std": ret_std,
         "per_run": results,
-    }
+    } | _aggregate_around_switch(results)
+
+
+def _aggregate_around_switch(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, std and a 95% bootstrap interval across runs of the switch-aligned table (if every run has one)."""
+    if not all("around_switch" in r for r in results):
+        return {}
+    first = results[0]["around_switch"]
+    out: dict[str, Any] = {"offsets": first["offsets"], "trials": [sum(v) for v in zip(*(r["around_switch"]["trials"] for r in results))]}
+    for key in ("success", "return"):
+        per_offset = list(zip(*(r["around_switch"][key] for r in results)))  # (offsets, runs)
+        out[key] = [float(np.mean(v)) for v in per_offset]
+        out[f"{key}_std"] = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in per_offset]
+        out[f"{key}_ci"] = [stats.bootstrap_ci(list(v)).as_dict() for v in per_offset]
+    return {"around_switch": out}
 
 
 # ----------------------------------------------------------------------- output
@@ -394,6 +449,14 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(f"\nfinal-attempt success {fin['mean']:.3f} (95% CI {fin['low']:.3f} to {fin['high']:.3f})")
     elif "std" in fin:
         lines.append(f"\nfinal-attempt success {fin['mean']:.3f} ± {fin['std']:.3f} (std over {result.get('num_runs')} runs)")
+    sw = result.get("around_switch")
+    if sw:
+        lines.append("\naround the first unannounced task switch (offset 0 = first attempt on the new task):")
+        lines.append("| offset | " + " | ".join(f"{o:+d}" for o in sw["offsets"]) + " |")
+        lines.append("|" + "|".join([" --- "] * (len(sw["offsets"]) + 1)) + "|")
+        lines.append("| success | " + " | ".join(f"{v:.2f}" for v in sw["success"]) + " |")
+        lines.append("| return | " + " | ".join(f"{v:.1f}" for v in sw["return"]) + " |")
+        lines.append("| trials | " + " | ".join(str(v) for v in sw["trials"]) + " |")
     return "\n".join(lines)
 
 
@@ -476,6 +539,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="env worker processes (default: one per CPU for Meta-World, none for toy tasks; 0: in-process)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
+    p.add_argument("--task-switches", type=int, default=0,
+                   help="unannounced task switches per trial, at attempt boundaries (default 0); adds a table "
+                        "by attempt around the first switch")
+    p.add_argument("--switch-class", action="store_true", help="switch to another class, not another goal")
     p.add_argument("--protocol", choices=PROTOCOLS, default="rl2",
                    help="rl2: K-attempt trials; metaworld: metaworld.evaluation.metalearning_evaluation")
     p.add_argument("--num-evals", type=int, default=None, help="metaworld protocol: task resamples (default 10)")
@@ -509,6 +576,7 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
             episodes_per_trial=args.episodes_per_trial, seed=args.seed, deterministic=args.deterministic,
             num_envs=args.num_envs, max_episode_steps=args.max_episode_steps,
             workers=args.workers, progress=args.progress,
+            task_switches=args.task_switches, switch_class=args.switch_class,
         )
     result["run"] = str(source)
     return result

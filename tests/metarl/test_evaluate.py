@@ -356,3 +356,31 @@ def test_per_env_success_is_unbiased_where_metaworlds_count_favours_early_succes
     # two rounds, two classes: per env, averaged over rounds, then over the class's envs
     two = [(0, 0, True), (0, 1, False), (1, 0, False), (1, 1, False), (0, 2, True), (1, 2, True)]
     assert per_env_success(two, ["a", "a", "b"], episodes=1) == {"a": 0.25, "b": 1.0}
+
+
+def test_switch_aligned_table_matches_the_trials_it_came_from(point_nav_run: Path, tmp_path: Path, capsys) -> None:
+    """With --task-switches 1 every trial records its switch attempt, and the table around the
+    switch is the mean of those trials' attempts at each offset, with its trial counts."""
+    from metarl.checkpoint import load_agent
+    from metarl.evaluate import SWITCH_OFFSETS, around_switch, resolve_settings, run_trials
+
+    agent = load_agent(point_nav_run)
+    s = resolve_settings(agent, EvalSettings(trials=20, episodes_per_trial=4, task_switches=1, deterministic=True))
+    records, _ = run_trials(agent, s)
+    assert all(len(r.switches) == 1 and 2 <= r.switches[0] <= 4 for r in records)
+    assert len({r.switches[0] for r in records}) > 1  # drawn per trial
+    table = around_switch(records)
+    assert table["offsets"] == list(SWITCH_OFFSETS)
+    for j, off in enumerate(SWITCH_OFFSETS):
+        rows = [r.returns[r.switches[0] + off - 1] for r in records if 1 <= r.switches[0] + off <= 4]
+        assert table["trials"][j] == len(rows)
+        if rows:
+            assert table["return"][j] == pytest.approx(np.mean(rows))
+    plain, _ = run_trials(agent, resolve_settings(agent, EvalSettings(trials=20, episodes_per_trial=4, deterministic=True)))
+    assert all(r.switches == [] for r in plain)
+    out = tmp_path / "sw.json"
+    assert cli.main(["evaluate", str(point_nav_run), "--trials", "8", "--episodes-per-trial", "4", "--task-switches", "1",
+                     "--no-progress", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["around_switch"]["offsets"] == list(SWITCH_OFFSETS) and sum(result["around_switch"]["trials"]) > 0
+    assert "around the first unannounced task switch" in capsys.readouterr().out
