@@ -1,0 +1,139 @@
+"""Does learned forgetting help? Memory cells on trials whose task changes unannounced.
+
+One command trains every (task, cell, seed) on trials with one unannounced task
+switch (``env.task_switches: 1``), evaluates each final checkpoint on the
+held-out split with the same switches (``metarl evaluate --task-switches 1``,
+deterministic), and writes:
+- ``OUT/results.json``: per task and cell, the around-switch table of every seed,
+  and the mean with a 95% bootstrap interval across seeds;
+- ``OUT/table.md``: success or return at the attempt before the switch, the
+  first after it and the second after it.
+
+    python experiments/forgetting.py --out runs/forgetting            # the experiment (hours on 2 cores)
+    python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
+
+Cells: ``forget-memory``, its ablation with forget gates fixed at 1
+(``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), ``meta-lstm``,
+``lstm``, ``gru``, ``mann``, ``ntm``, ``mlp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from metarl import stats
+from metarl.checkpoint import load_agent
+from metarl.config import load_config
+from metarl.evaluate import evaluate_agent
+from metarl.train import train
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+# task -> (preset, attempts per trial, env steps per run, the figure compared: success or return)
+TASKS = {
+    "point-nav": (CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
+    "bandit": (CONFIGS / "bandit.yaml", 8, 300_000, "success"),
+}
+CELLS = {
+    "forget-memory": {},
+    "forget-memory-noforget": {"learn_forget": False},
+    "meta-lstm": {},
+    "lstm": {},
+    "gru": {},
+    "mann": {},
+    "ntm": {},
+    "mlp": {},
+}
+OFFSETS_SHOWN = (-1, 0, 1)  # the attempt before the switch, the first after it, the second after it
+
+
+def _overrides(task: str, cell: str, seed: int, steps: int, smoke: bool) -> list[str]:
+    _, attempts, _, _ = TASKS[task]
+    name = "forget-memory" if cell.startswith("forget-memory") else cell
+    out = [
+        f"agent.cell={name}", f"seed={seed}", f"total_steps={steps}", f"env.episodes_per_trial={attempts}",
+        "env.task_switches=1", "env.workers=0", "eval_interval=0", "progress=false", "tensorboard=false",
+        "device=cpu", "torch_threads=1",
+    ]
+    for key, value in CELLS[cell].items():  # keyed by cell name, as the presets' own options are
+        out.append(f"agent.cell_options.{name}.{key}={str(value).lower()}")
+    if smoke:
+        out += ["env.num_envs=8"]
+    return out
+
+
+def run_one(task: str, cell: str, seed: int, out: Path, smoke: bool) -> dict:
+    preset, _, steps, _ = TASKS[task]
+    steps = 2_000 if smoke else steps
+    run_dir = out / task / cell / f"seed{seed}"
+    cfg = load_config(preset, _overrides(task, cell, seed, steps, smoke))
+    if not (run_dir / "checkpoints" / "last.pt").exists():
+        train(cfg, run_dir)
+    result = evaluate_agent(load_agent(run_dir), split="test", trials=16 if smoke else None,
+                            deterministic=True, task_switches=1)
+    (run_dir / "eval_test_switch.json").write_text(json.dumps(result, indent=1))
+    return result["around_switch"]
+
+
+def summarize(tables: list[dict], figure: str) -> dict:
+    """Mean and 95% bootstrap interval across seeds at every offset."""
+    offsets = tables[0]["offsets"]
+    per_offset = list(zip(*(t[figure] for t in tables)))  # (offsets, seeds)
+    return {
+        "offsets": offsets,
+        "mean": [float(np.mean(v)) for v in per_offset],
+        "ci": [stats.bootstrap_ci(list(v)).as_dict() for v in per_offset],
+        "seeds": len(tables),
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for task, cells in results.items():
+        figure = TASKS[task][3]
+        lines += [f"### {task} ({figure} by attempt around the switch; mean [95% CI] over seeds)", "",
+                  "| cell | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
+                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 1)) + "|"]
+        for cell, r in cells.items():
+            s = r["summary"]
+            cols = []
+            for o in OFFSETS_SHOWN:
+                j = s["offsets"].index(o)
+                ci = s["ci"][j]
+                cols.append(f"{s['mean'][j]:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]")
+            lines.append(f"| {cell} | " + " | ".join(cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output folder (runs, results.json, table.md)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    p.add_argument("--smoke", action="store_true", help="tiny budgets: checks every step, measures nothing")
+    args = p.parse_args(argv)
+    seeds = range(1, (2 if args.smoke else args.seeds) + 1)
+    results: dict = {}
+    for task in args.tasks:
+        figure = TASKS[task][3]
+        for cell in args.cells:
+            tables = [run_one(task, cell, s, args.out, args.smoke) for s in seeds]
+            results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, figure)}
+            print(f"{task} {cell}: {figure} at attempts -1/0/+1 around the switch "
+                  + " / ".join(f"{results[task][cell]['summary']['mean'][tables[0]['offsets'].index(o)]:.2f}"
+                               for o in OFFSETS_SHOWN), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "table.md").write_text(markdown(results))
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'table.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
