@@ -234,7 +234,8 @@ def _progress(total: int, enabled: bool) -> Any:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="step", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, unit=" vector steps", desc="evaluate (one step of every env)", file=sys.stderr,
+                dynamic_ncols=True)
 
 
 def summarize(records: list[TrialRecord], episodes_per_trial: int, seed: int = 0) -> dict[str, Any]:
@@ -393,6 +394,7 @@ def aggregate_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "benchmark": first["benchmark"], "split": first["split"], "protocol": first.get("protocol", "rl2"),
         "episodes_per_trial": first["episodes_per_trial"], "trials": first.get("trials"),
+        "max_episode_steps": first.get("max_episode_steps"), "deterministic": first.get("deterministic"),
         "runs": [r.get("run") for r in results], "num_runs": len(results),
         "tasks": tasks,
         "success_by_attempt": s_mean, "success_by_attempt_std": s_std,
@@ -557,10 +559,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def describe_checkpoint(source: str | Path) -> str:
+    """'PATH (update U, N env steps)' of the checkpoint a run directory or file resolves to."""
+    from metarl.checkpoint import load_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(source)
+    c = load_checkpoint(path).get("counters", {})
+    return f"{path.resolve()} (update {c.get('update', '?')}, {c.get('env_steps', 0):,} env steps)"
+
+
+def header(result: dict[str, Any], split: str) -> str:
+    """What was played: benchmark, split, protocol, how many trials or episodes, which actions."""
+    actions = "deterministic actions (the policy mean)" if result.get("deterministic") else "sampled actions"
+    runs = f", mean over {result['num_runs']} runs" if result.get("num_runs") else ""
+    if result.get("protocol") == "metaworld":
+        return (f"{result['benchmark']} / {split} split, Meta-World's protocol: {result['num_evals']} task draws of "
+                f"{result['meta_batch_size']} envs, {result['adaptation_episodes']} adaptation + "
+                f"{result['evaluation_episodes']} evaluation episodes each, {actions}{runs}")
+    k, trials = result["episodes_per_trial"], result.get("trials")
+    return (f"{result['benchmark']} / {split} split, protocol rl2: {trials} trials per task class of {k} attempts "
+            f"({result.get('max_episode_steps', '?')} steps each), {actions}{runs}")
+
+
 def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
     from metarl.checkpoint import load_agent
 
     agent = load_agent(source, device=args.device)
+    print(f"evaluating {describe_checkpoint(source)}", flush=True)
     if args.protocol == "metaworld":
         from metarl.protocol import metaworld_evaluate  # imports this module's helpers: a top-level import would cycle
 
@@ -593,8 +618,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such run directory or checkpoint: {src}")
     results = [_evaluate_one(src, args) for src in args.runs]
     result = aggregate_runs(results)
-    print(f"{result['benchmark']} / {args.split} split, {result['episodes_per_trial']} attempts per trial, "
-          f"protocol {result.get('protocol', 'rl2')}")
+    print(header(result, args.split))
     print(markdown_table(result))
     if args.out:
         paths = [write_outputs(result, Path(args.out))]

@@ -384,3 +384,14 @@ def test_switch_aligned_table_matches_the_trials_it_came_from(point_nav_run: Pat
     result = json.loads(out.read_text())
     assert result["around_switch"]["offsets"] == list(SWITCH_OFFSETS) and sum(result["around_switch"]["trials"]) > 0
     assert "around the first unannounced task switch" in capsys.readouterr().out
+
+
+def test_evaluate_says_which_checkpoint_how_many_trials_and_which_actions(point_nav_run: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(["evaluate", str(point_nav_run), "--trials", "6", "--deterministic", "--no-progress",
+                     "--out", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"evaluating {(point_nav_run / 'checkpoints' / 'last.pt').resolve()} (update " in out
+    assert "protocol rl2: 6 trials per task class of 2 attempts" in out
+    assert "deterministic actions (the policy mean)" in out
+    assert cli.main(["evaluate", str(point_nav_run), "--trials", "6", "--no-progress", "--out", str(tmp_path / "s.json")]) == 0
+    assert "sampled actions" in capsys.readouterr().out
