@@ -10,6 +10,8 @@ from metarl.envs import EPISODE_START, TRIAL_START, make_env, make_vec
 from metarl.envs.vector import INFO_KEYS
 from metarl.rollout import make_envs
 
+from _lockstep import step_in_lockstep  # tests/envs is on sys.path (pytest rootdir import mode)
+
 K, L = 4, 3  # attempts per trial, steps per attempt
 
 
@@ -180,16 +182,8 @@ def _compare_vector_with_single_envs(benchmark: str, num_envs: int, workers: int
         rng = np.random.default_rng(0)
         for step in range(trials * envs.trial_length):
             actions = rng.uniform(-1, 1, (num_envs, envs.single_action_space.shape[0])).astype(np.float32)
-            obs, rew, term, trunc, infos = envs.step(actions)
+            infos = step_in_lockstep(envs, singles, actions)
             switched += int(infos["task_switched"].sum())
-            for i, env in enumerate(singles):
-                o, r, te, tr, info = env.step(actions[i])
-                assert rew[i] == r and trunc[i] == tr
-                for key in INFO_KEYS:
-                    assert infos[key][i] == info[key], (step, i, key)
-                if tr:
-                    o, _ = env.reset()
-                np.testing.assert_array_equal(obs[i], o)
     finally:
         envs.close()
         for env in singles:

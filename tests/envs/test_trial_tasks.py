@@ -12,6 +12,8 @@ from metarl.envs import TRIAL_START, make_env, make_vec, tasks
 from metarl.envs.registry import task_set
 from metarl.envs.vector import INFO_KEYS
 
+from _lockstep import step_in_lockstep  # tests/envs is on sys.path (pytest rootdir import mode)
+
 K, L = 2, 3
 
 
@@ -118,13 +120,7 @@ def test_vector_pinned_tasks_equal_single_envs_pinned_the_same(benchmark: str, n
             assert [int(infos["goal"][i]) for i in pinned] == [pins[i][1] for i in pinned]
             for _ in range(envs.trial_length + L):  # a whole trial, then into the next (drawn) one
                 actions = rng.uniform(-1, 1, (num_envs, n_act)).astype(np.float32)  # (N, A)
-                obs, rew, _, trunc, infos = envs.step(actions)
-                for i, env in enumerate(singles):
-                    o, r, _, tr, info = env.step(actions[i])
-                    assert rew[i] == r and all(infos[key][i] == info[key] for key in INFO_KEYS)
-                    if tr:
-                        o, _ = env.reset()
-                    np.testing.assert_array_equal(obs[i], o)
+                step_in_lockstep(envs, singles, actions)
     finally:
         envs.close()
         for env in singles:
