@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 final = obs_norm(rollout.final_obs) if obs_norm is not None else rollout.final_obs
                 with torch.no_grad():
                     last_value = policy.get_value(
-                        torch.from_numpy(final).to(device), rollout.final_state, torch.zeros(N, dtype=torch.bool, device=device),
+                        torch.from_numpy(final).to(device), rollout.final_state, torch.zeros(N, dtype=torch.bool, device=device)
                     )
 
             # 3. update normalisers from this rollout (all ranks' data)
