@@ -120,6 +120,8 @@ def _register_builtin() -> None:
     for name in metaworld_tasks.ML_BENCHMARKS:
         register(name, lambda name=name: metaworld_tasks.MetaWorldBenchmark(name))
     register("point-nav", toy.PointNavBenchmark)
+    register("point-reach", toy.PointReachBenchmark)
+    register("point-reach-visible", toy.PointReachVisibleBenchmark)
     register("bandit", toy.BanditBenchmark)
 
 

@@ -21,6 +21,20 @@ point-nav
     policy could still home in within an attempt; what it cannot do is start
     later attempts any better than the first.
 
+point-reach
+    Meta-World reach-v3's task on a point: a 3-D "hand" starts each attempt
+    at reach's ``hand_init_pos`` (0, 0.6, 0.2); the hidden goal lies in
+    reach's goal box x -0.1..0.1, y 0.8..0.9, z 0.05..0.3. Action (3,) in
+    [-1, 1] moves the hand by ``0.01 * action`` (Meta-World's mocap scale,
+    without its lag), clipped to reach's hand bounds. Reward: reach-v3's v2
+    reward, ``10 * tolerance(distance, (0, 0.05), margin=|start - goal|,
+    long_tail)``, in [0, 10]; success within 0.05. Observation: the hand
+    position (3,); ``point-reach-visible`` appends the goal (6,), the bound
+    an agent that infers the goal can approach (like ``MT1/reach-v3`` for
+    ``ML1/reach-v3``). Attempts of 500 steps, 10 per trial, like ML1. It steps
+    in microseconds, so learning problems of ML1/reach-v3 that are not
+    about physics show up here at a hundredth of the cost.
+
 bandit
     A 5-armed Bernoulli bandit with hidden arm probabilities. One pull per
     attempt by default (``max_episode_steps=1``), so a trial is
@@ -128,6 +142,94 @@ class PointNavCore(Core):
             r, c = pix(p)
             img[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = colour
         return img
+
+
+# -------------------------------------------------------------- point-reach
+
+
+def long_tail_tolerance(x: float, lower: float, upper: float, margin: float, value_at_margin: float = 0.1) -> float:
+    """Meta-World's ``reward_utils.tolerance`` with ``sigmoid="long_tail"``: 1 inside
+    [lower, upper], then ``1 / ((d * s)^2 + 1)`` for the distance d outside in units of
+    ``margin``, with s chosen so the value at one margin is ``value_at_margin``."""
+    if lower <= x <= upper:
+        return 1.0
+    d = (lower - x if x < lower else x - upper) / margin
+    scale = math.sqrt(1.0 / value_at_margin - 1.0)
+    return 1.0 / ((d * scale) ** 2 + 1.0)
+
+
+class PointReachBenchmark(_ToyBenchmark):
+    """Meta-World reach-v3's goal box and reward on a point robot (see module doc)."""
+
+    name = "point-reach"
+    goal_visible = False
+    default_episodes_per_trial = 10
+    default_max_episode_steps = 500
+    default_reward_scale = 0.1  # as for Meta-World: the reward input is reward / 10
+    GOAL_LOW = (-0.1, 0.8, 0.05)
+    GOAL_HIGH = (0.1, 0.9, 0.3)
+
+    def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
+        return [rng.uniform(self.GOAL_LOW, self.GOAL_HIGH) for _ in range(NUM_GOALS)]
+
+    def task_vector(self, class_name: str, goal: Any) -> np.ndarray:
+        return np.asarray(goal, dtype=np.float64)  # the goal position
+
+    def observation_space(self) -> gym.spaces.Box:
+        low, high = (np.array(b, dtype=np.float32) for b in (PointReachCore.HAND_LOW, PointReachCore.HAND_HIGH))
+        if self.goal_visible:
+            low, high = np.concatenate([low, low]), np.concatenate([high, high])
+        return gym.spaces.Box(low, high, dtype=np.float32)
+
+    def action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+
+    def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
+        return PointReachCore(self.goal_visible)
+
+
+class PointReachVisibleBenchmark(PointReachBenchmark):
+    """``point-reach`` with the goal appended to the observation: the oracle bound."""
+
+    name = "point-reach-visible"
+    goal_visible = True
+
+
+class PointReachCore(Core):
+    """The point hand; the goal is a 3-D position."""
+
+    HAND_INIT = (0.0, 0.6, 0.2)
+    HAND_LOW = (-0.5, 0.40, 0.05)
+    HAND_HIGH = (0.5, 1.0, 0.5)
+    STEP = 0.01
+    RADIUS = 0.05
+
+    def __init__(self, goal_visible: bool = False) -> None:
+        self.render_mode = None
+        self.goal_visible = goal_visible
+        self.goal = np.array(PointReachBenchmark.GOAL_LOW)
+        self.pos = np.array(self.HAND_INIT)
+        self.margin = 1.0
+
+    def set_goal(self, goal: Any) -> None:
+        self.goal = np.asarray(goal, dtype=np.float64)
+        self.margin = float(np.linalg.norm(np.array(self.HAND_INIT) - self.goal))
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        self.pos = np.array(self.HAND_INIT)
+        return self._obs()
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self.pos, self.goal]) if self.goal_visible else self.pos.copy()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        self.pos = np.clip(self.pos + self.STEP * np.clip(action[:3], -1.0, 1.0), self.HAND_LOW, self.HAND_HIGH)
+        dist = float(np.linalg.norm(self.pos - self.goal))
+        reward = 10.0 * long_tail_tolerance(dist, 0.0, self.RADIUS, self.margin)
+        return self._obs(), reward, dist <= self.RADIUS
+
+    def render(self) -> np.ndarray | None:
+        return None
 
 
 # ------------------------------------------------------------------- bandit

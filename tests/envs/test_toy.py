@@ -115,3 +115,68 @@ def test_bandit_memory_improves_later_attempts() -> None:
     without = _bandit_best_arm_rate(False)
     assert with_memory[15:].mean() > with_memory[0] + 0.3  # exploiting what was seen
     assert abs(without[15:].mean() - without[0]) < 0.05  # memoryless: flat
+
+
+def test_point_reach_reward_is_meta_worlds_reach_reward() -> None:
+    """The proxy's reward is reach-v3's v2 reward on the same goal box and start."""
+    from metaworld.utils.reward_utils import tolerance
+
+    from metarl.envs.toy import PointReachBenchmark, PointReachCore
+
+    goals = np.array(task_set("point-reach", "train").goals["point-reach"])
+    assert goals.shape == (50, 3)
+    assert np.all(goals >= PointReachBenchmark.GOAL_LOW) and np.all(goals <= PointReachBenchmark.GOAL_HIGH)
+    core = PointReachCore()
+    rng = np.random.default_rng(0)
+    for goal in goals[:5]:
+        core.set_goal(goal)
+        pos = core.reset(rng)
+        margin = float(np.linalg.norm(pos - goal))
+        for _ in range(60):
+            pos, reward, success = core.step(rng.uniform(-1, 1, 3) + np.sign(goal - pos))
+            dist = float(np.linalg.norm(pos - goal))
+            expected = 10 * tolerance(dist, bounds=(0, 0.05), margin=margin, sigmoid="long_tail")
+            assert reward == pytest.approx(expected, rel=1e-9)
+            assert success == (dist <= 0.05)
+
+
+def test_point_reach_scripted_reward_climber_finds_held_out_goals() -> None:
+    """The hidden goal can be found from the reward through the trial's observation:
+    a climber that keeps its last move while the reward rose and otherwise tries a
+    random one succeeds on most held-out goals; standing still never does."""
+    env = make_env("point-reach", split="test", seed=3, episodes_per_trial=1, max_episode_steps=500)
+    rng = np.random.default_rng(0)
+    dims = env.observation_space.shape[0]
+    reward_slot = dims - 3  # [obs | previous action (3) | previous reward | flags (2)]
+    wins, still = 0, 0
+    for _ in range(20):
+        obs, _ = env.reset()
+        move, last_r, done, solved = rng.uniform(-1, 1, 3), -1.0, False, False
+        while not done:
+            r = obs[reward_slot] / 0.1
+            if r <= last_r:
+                move = rng.uniform(-1, 1, 3)
+            last_r = r
+            obs, _, _, done, info = env.step(move.astype(np.float32))
+            solved |= bool(info["success"])
+        wins += solved
+        obs, _ = env.reset()
+        done, solved = False, False
+        while not done:
+            obs, _, _, done, info = env.step(np.zeros(3, np.float32))
+            solved |= bool(info["success"])
+        still += solved
+    assert wins >= 16, wins
+    assert still == 0
+
+
+def test_point_reach_visible_shows_the_goal_of_the_same_goal_sets() -> None:
+    for split in ("train", "test"):
+        hidden = np.array(task_set("point-reach", split).goals["point-reach"])
+        shown = np.array(task_set("point-reach-visible", split).goals["point-reach-visible"])
+        np.testing.assert_array_equal(hidden, shown)
+    env = make_env("point-reach-visible", split="test", seed=0)
+    obs, info = env.reset()
+    goal = task_set("point-reach-visible", "test").goals["point-reach-visible"][info["goal"]]
+    np.testing.assert_allclose(obs[3:6], goal, rtol=1e-6)
+    assert make_env("point-reach", seed=0).observation_space.shape[0] + 3 == env.observation_space.shape[0]
