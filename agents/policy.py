@@ -37,7 +37,11 @@ class PolicyConfig:
     """Initial log standard deviation of the Gaussian action distribution."""
     task_dim: int = 0
     """Width of a task-inference head on the cell output (predicts the hidden task's
-    parameters; trained by an auxiliary loss, unused when acting); 0 = none."""
+    parameters; trained by an auxiliary loss, unused when acting unless ``task_input``); 0 = none."""
+    task_input: bool = False
+    """Act on the inferred task: the actor and critic read ``[cell output, task head's
+    prediction]`` through a tanh layer (the prediction detached, so only the auxiliary loss
+    shapes it). Needs ``task_dim`` > 0."""
 
 
 class ActOutput(NamedTuple):
@@ -88,6 +92,12 @@ class ActorCritic(nn.Module):
         self.actor_log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))
         self.critic = _layer_init(nn.Linear(config.hidden_size, 1), 1.0)
         self.task_head = _layer_init(nn.Linear(config.hidden_size, config.task_dim), 1.0) if config.task_dim else None
+        self.task_trunk = None
+        if config.task_input:
+            if not config.task_dim:
+                raise ValueError("task_input needs a task-inference head (task_dim > 0)")
+            width = config.hidden_size + config.task_dim
+            self.task_trunk = nn.Sequential(_layer_init(nn.Linear(width, config.hidden_size), math.sqrt(2)), nn.Tanh())
 
     @property
     def memoryless(self) -> bool:
@@ -104,6 +114,13 @@ class ActorCritic(nn.Module):
             return self.cell(z, state, reset, diagnostics=True)
         h, state = self.cell(z, state, reset)
         return h, state, None
+
+    def _heads_input(self, h: Tensor) -> Tensor:
+        """What the actor and critic read: the cell output (..., H), or with ``task_input``
+        the tanh layer over it and the (detached) inferred task."""
+        if self.task_trunk is None:
+            return h
+        return self.task_trunk(torch.cat([h, self.task_head(h).detach()], -1))  # (..., H + F) -> (..., H)
 
     def _dist(self, h: Tensor) -> torch.distributions.Normal:
         mean = torch.tanh(self.actor_mean(h))  # (..., A) in [-1, 1]
@@ -136,14 +153,15 @@ class ActorCritic(nn.Module):
         else:
             h, state = self.cell.step(self.encoder(obs), state, reset)  # (B, H)
             diag = None
-        mean = torch.tanh(self.actor_mean(h))  # (B, A) in [-1, 1]
+        x = self._heads_input(h)
+        mean = torch.tanh(self.actor_mean(x))  # (B, A) in [-1, 1]
         std = self.actor_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()  # (A,)
         if deterministic:
             action = mean
         else:
             action = (torch.randn_like(mean) if noise is None else noise) * std + mean  # (B, A)
         log_prob = normal_log_prob(action, mean, std).sum(-1)  # (B,)
-        value = self.critic(h).squeeze(-1)  # (B,)
+        value = self.critic(x).squeeze(-1)  # (B,)
         return ActOutput(action, action.clamp(-1.0, 1.0), log_prob, value, state, diag)
 
     def evaluate(
@@ -155,10 +173,11 @@ class ActorCritic(nn.Module):
         ``with_task``: also the task-inference head's prediction (T, B, task_dim).
         """
         h, _, _ = self._features(obs, state, reset, False)  # (T, B, H)
-        dist = self._dist(h)
+        x = self._heads_input(h)
+        dist = self._dist(x)
         log_prob = dist.log_prob(actions).sum(-1)  # (T, B)
         entropy = dist.entropy().sum(-1)  # (T, B)
-        value = self.critic(h).squeeze(-1)  # (T, B)
+        value = self.critic(x).squeeze(-1)  # (T, B)
         if with_task:
             if self.task_head is None:
                 raise ValueError("this policy has no task-inference head (built with task_dim=0)")
@@ -168,7 +187,7 @@ class ActorCritic(nn.Module):
     def get_value(self, obs: Tensor, state: State, reset: Tensor) -> Tensor:
         """Value (B,) of obs (B, D) after ``state``, resetting where ``reset`` (B,)."""
         h, _, _ = self._features(obs.unsqueeze(0), state, reset.unsqueeze(0), False)
-        return self.critic(h.squeeze(0)).squeeze(-1)
+        return self.critic(self._heads_input(h.squeeze(0))).squeeze(-1)
 
 
 def make_policy(
@@ -180,6 +199,7 @@ def make_policy(
     encoder_sizes: tuple[int, ...] | list[int] = (256, 256),
     init_log_std: float = -0.5,
     task_dim: int = 0,
+    task_input: bool = False,
 ) -> ActorCritic:
     """Build an :class:`ActorCritic` on the registered cell ``cell`` (``"mlp"`` gives the control)."""
     config = PolicyConfig(
@@ -189,5 +209,6 @@ def make_policy(
         cell_options=dict(cell_options or {}),
         init_log_std=init_log_std,
         task_dim=task_dim,
+        task_input=task_input,
     )
     return ActorCritic(obs_dim, action_dim, config)

@@ -140,6 +140,7 @@ def build_policy(cfg: Any, obs_dim: int, action_dim: int) -> torch.nn.Module:
         encoder_sizes=tuple(cfg.agent.encoder_sizes),
         init_log_std=cfg.agent.init_log_std,
         task_dim=task_dim(cfg),
+        task_input=cfg.agent.task_input,
     )
 
 

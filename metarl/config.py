@@ -83,6 +83,10 @@ class AgentConfig:
     """Hidden widths of the tanh observation encoder before the cell; [] feeds obs straight in."""
     init_log_std: float = -0.5
     """Initial log standard deviation of the Gaussian actions."""
+    task_input: bool = False
+    """Act on the inferred task: the actor and critic also read the task-inference head's
+    prediction (detached; trained only by ``ppo.task_coef``'s loss, so it needs task_coef > 0).
+    The prediction comes from the trial's history alone, at training and evaluation alike."""
 
 
 @dataclass
@@ -427,6 +431,8 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg.env, key)
         if value is not None and value < 1:
             raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
+    if cfg.agent.task_input and cfg.ppo.task_coef <= 0:
+        raise ConfigError("config key 'agent.task_input' needs 'ppo.task_coef' > 0 (the loss that trains the task head)")
     if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
         raise ConfigError("config keys 'env.task_switches' > 0 and 'ppo.task_coef' > 0 do not combine: "
                           "the task-inference targets are each trial's first task (metarl.rollout.Rollout.tasks)")

@@ -81,3 +81,37 @@ def test_without_task_coef_the_policy_has_no_task_head():
     with pytest.raises(ValueError, match="no task-inference head"):
         p = build_policy(cfg, 7, 2)
         p.evaluate(torch.zeros(2, 1, 7), p.initial_state(1), torch.zeros(2, 1, dtype=torch.bool), torch.zeros(2, 1, 2), with_task=True)
+
+
+def test_task_input_heads_read_the_detached_prediction_and_step_equals_sequence():
+    """With agent.task_input the actor and critic read [cell output, task prediction]: the
+    one-step path equals the sequence path, and only the task loss reaches the task head."""
+    cfg = load_config(None, TOY + ["ppo.task_coef=1.0", "agent.task_input=true"])
+    torch.manual_seed(0)
+    policy = build_policy(cfg, 7, 2)
+    assert policy.task_trunk is not None
+    T, B = 5, 3
+    obs, reset = torch.randn(T, B, 7), torch.zeros(T, B, dtype=torch.bool)
+    reset[0] = True
+    state = policy.initial_state(B)
+    actions, values = [], []
+    with torch.no_grad():
+        for t in range(T):
+            out = policy.act(obs[t], state, reset[t])
+            state = out.state
+            actions.append(out.action)
+            values.append(out.value)
+    log_prob, _, value, pred = policy.evaluate(obs, policy.initial_state(B), reset, torch.stack(actions), with_task=True)
+    torch.testing.assert_close(value, torch.stack(values), rtol=1e-5, atol=1e-5)
+    (log_prob.sum() + value.sum()).backward(retain_graph=True)  # the RL losses' inputs
+    assert policy.task_head.weight.grad is None or not policy.task_head.weight.grad.any()
+    assert policy.task_trunk[0].weight.grad.abs().sum() > 0
+    pred.sum().backward()
+    assert policy.task_head.weight.grad.abs().sum() > 0
+
+
+def test_task_input_without_the_task_loss_is_a_config_error():
+    from metarl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'agent.task_input' needs 'ppo.task_coef' > 0"):
+        load_config(None, TOY + ["agent.task_input=true"])
