@@ -51,6 +51,10 @@ class EvalSettings:
     episodes_per_trial: int | None = None
     seed: int = 0
     deterministic: bool = False
+    explore_attempts: int = 0
+    """With ``deterministic``: the first this-many attempts of each trial sample actions (they
+    explore; Meta-World's own protocol samples in its adaptation episodes too), the rest act
+    on the policy mean. 0 = every attempt as ``deterministic`` says."""
     num_envs: int | None = None
     """Parallel trial envs; None = classes x trials-per-class up to ``max_envs``."""
     max_envs: int = 20
@@ -85,6 +89,12 @@ def resolve_settings(agent: Any, settings: EvalSettings) -> EvalSettings:
         value = getattr(s, name)
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+    if s.explore_attempts < 0 or (s.explore_attempts and not s.deterministic):
+        raise ValueError(f"explore-attempts must be >= 0 and needs --deterministic (the attempts after it act on "
+                         f"the mean), got {s.explore_attempts}")
+    k = s.episodes_per_trial
+    if s.explore_attempts and k is not None and s.explore_attempts >= k:
+        raise ValueError(f"explore-attempts must be < episodes-per-trial ({k}), got {s.explore_attempts}")
     return s
 
 
@@ -195,7 +205,9 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             ended = np.zeros(num_envs, dtype=np.int64)  # attempts finished per env
             switches: list[list[int]] = [[] for _ in range(num_envs)]
             for _ in range(length):
-                action, state = agent.act(obs, state, deterministic=s.deterministic)
+                # attempts run in lockstep (equal lengths), so every env is in attempt ended.min() + 1
+                deterministic = s.deterministic and int(ended.min()) >= s.explore_attempts
+                action, state = agent.act(obs, state, deterministic=deterministic)
                 obs, _, term, trunc, infos = envs.step(action)
                 for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
                     switches[i].append(int(ended[i]) + 1)
@@ -313,6 +325,7 @@ def evaluate_agent(
     progress: bool = False,
     task_switches: int = 0,
     switch_class: bool = False,
+    explore_attempts: int = 0,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
 
@@ -324,6 +337,7 @@ def evaluate_agent(
         benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
         deterministic=deterministic, num_envs=num_envs, max_episode_steps=max_episode_steps,
         workers=workers, progress=progress, task_switches=task_switches, switch_class=switch_class,
+        explore_attempts=explore_attempts,
     ))
     with seeded_torch(agent, s.seed):
         records, meta = run_trials(agent, s)
@@ -337,6 +351,7 @@ def evaluate_agent(
         "trials": meta["trials"],
         "seed": s.seed,
         "deterministic": s.deterministic,
+        "explore_attempts": s.explore_attempts if s.deterministic else 0,
         **summary,
     }
 
@@ -537,6 +552,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of tasks, resets and action sampling")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,
                    help="act with the policy mean instead of sampling")
+    p.add_argument("--explore-attempts", type=int, default=0,
+                   help="with --deterministic: sample actions in the first N attempts of each trial (they explore), "
+                        "act on the mean in the rest (default 0: every attempt deterministic)")
     p.add_argument("--num-envs", type=int, default=None, help="parallel trial envs, rounded down to a multiple of the task classes (default: up to 20)")
     p.add_argument("--workers", type=int, default=None,
                    help="env worker processes (default: one per CPU for Meta-World, none for toy tasks; 0: in-process)")
@@ -571,6 +589,9 @@ def describe_checkpoint(source: str | Path) -> str:
 def header(result: dict[str, Any], split: str) -> str:
     """What was played: benchmark, split, protocol, how many trials or episodes, which actions."""
     actions = "deterministic actions (the policy mean)" if result.get("deterministic") else "sampled actions"
+    if result.get("deterministic") and result.get("explore_attempts"):
+        n = result["explore_attempts"]
+        actions = f"sampled actions in attempt{'s 1-' + str(n) if n > 1 else ' 1'}, deterministic (the policy mean) after"
     runs = f", mean over {result['num_runs']} runs" if result.get("num_runs") else ""
     if result.get("protocol") == "metaworld":
         return (f"{result['benchmark']} / {split} split, Meta-World's protocol: {result['num_evals']} task draws of "
@@ -602,6 +623,7 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
             num_envs=args.num_envs, max_episode_steps=args.max_episode_steps,
             workers=args.workers, progress=args.progress,
             task_switches=args.task_switches, switch_class=args.switch_class,
+            explore_attempts=args.explore_attempts,
         )
     result["run"] = str(source)
     return result

@@ -175,6 +175,20 @@ def test_same_seed_same_numbers_other_seed_other_numbers(point_nav_run: Path) ->
     assert a["return_by_attempt"] != c["return_by_attempt"]
 
 
+def test_explore_attempts_sample_the_first_attempts_then_act_on_the_mean(point_nav_run: Path) -> None:
+    """Attempt 1 is played exactly as a sampled evaluation plays it (same seed, same draws);
+    attempt 2 as a deterministic one would from that memory, so it differs from the sampled one."""
+    from metarl.checkpoint import load_agent
+
+    agent = load_agent(point_nav_run)
+    sampled = evaluate_agent(agent, trials=6, seed=3)
+    mixed = evaluate_agent(agent, trials=6, seed=3, deterministic=True, explore_attempts=1)
+    assert mixed["explore_attempts"] == 1 and sampled["explore_attempts"] == 0
+    assert mixed["return_by_attempt"][0] == sampled["return_by_attempt"][0]
+    assert mixed["return_by_attempt"][1] != sampled["return_by_attempt"][1]
+    assert "sampled actions in attempt 1, deterministic" in header(mixed, "test")
+
+
 def test_several_runs_give_mean_and_spread(point_nav_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "agg.json"
     best = point_nav_run / "checkpoints" / "best.pt"
@@ -331,6 +345,8 @@ def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_data() -> None:
         (["evaluate", "{run}", "--benchmark", "ML1/rech-v3"], "did you mean 'ML1/reach-v3'"),
         (["evaluate", "{run}", "--split", "tset"], "invalid split 'tset'"),
         (["evaluate", "{run}", "--trials", "0"], "trials must be >= 1"),
+        (["evaluate", "{run}", "--explore-attempts", "1"], "needs --deterministic"),
+        (["evaluate", "{run}", "--deterministic", "--explore-attempts", "2"], "must be < episodes-per-trial (2)"),
         (["evaluate", "{run}", "--protocol", "metaworld"], "needs a Meta-World benchmark"),
         (["evaluate", "{run}", "--benchmark", "ML10", "--workers", "0"], "trained on observations of size 7"),
     ],
