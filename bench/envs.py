@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs import make_env, make_vec
-from metarl.envs.vector import _usable_cpus
+from metarl.envs.vector import usable_cpus
 
 
 def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
@@ -185,7 +185,7 @@ def main() -> None:
         memory_only(args)
         return
 
-    cores = _usable_cpus()
+    cores = usable_cpus()
     rng = np.random.default_rng(0)
     single = _single_rate(args, rng)
 
@@ -203,7 +203,7 @@ def main() -> None:
     for _ in range(args.repeats):
         theirs_rates.append(_vector_rate(theirs, theirs_pids, actions))
         ours_rates.append(_vector_rate(ours, ours_pids, actions))
-    blocks = [list(b) for b in ours._groups] + ([ours.caller_envs] if ours.caller_envs else [])
+    blocks = ours.worker_blocks + ([ours.caller_envs] if ours.caller_envs else [])
     ours.close()
     theirs.close()
     independent = _independent_rate(args, blocks)

@@ -32,7 +32,7 @@ EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
 # CPU ms per step with random actions (`python bench/step_costs.py --rounds 5
 # --steps 300`, with fast_metaworld's stand-ins, on a shared 2-core x86 VM; only
 # the ratios matter). Used to balance vector workers: a step waits for the
-# slowest worker, and classes differ up to 2.4x.
+# slowest worker, and classes differ in cost (README, "Measured").
 STEP_COST_MS: dict[str, float] = {
     "assembly-v3": 0.68, "basketball-v3": 0.72, "bin-picking-v3": 0.50, "box-close-v3": 0.76,
     "button-press-topdown-v3": 0.45, "button-press-topdown-wall-v3": 0.50, "button-press-v3": 0.42,

@@ -78,6 +78,13 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
+def check_fraction(name: str, value: float, what: str) -> float:
+    """Return ``value`` if it is a number in [0, 1], else a one-line ValueError "``name`` must be ``what``"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
 def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
     """(class index, goal index) of ``task`` = (class name or index, goal index); one-line ValueError if invalid."""
     classes = task_set.classes

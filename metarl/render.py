@@ -4,9 +4,9 @@ Why this module exists (see /work/shared/notes/metaworld.md):
 - MuJoCo picks its OpenGL backend from ``MUJOCO_GL`` when it is first imported,
   so :func:`configure_gl` must run before ``mujoco``/``metaworld`` are imported
   (it can still repair the choice afterwards if PyOpenGL has not been loaded).
-- Software rendering (OSMesa) costs ~170 ms a frame with shadows and
-  multisampling; with shadows/reflections off, ``shadowsize = 0`` and
-  ``offsamples = 0`` it costs ~20 ms at 480x480.
+- Software rendering (OSMesa) is slow with shadows and multisampling; with
+  shadows/reflections off, ``shadowsize = 0`` and ``offsamples = 0`` it is
+  several times cheaper (figures: README, "Measured").
 - Meta-World's fixed ``corner*`` cameras are rolled by 180 degrees: their frames
   must be rotated (not mirrored) to come out upright.
 - Freeing one GL context can black out other live ones in the same process, so a
@@ -66,7 +66,7 @@ def _gpu_present() -> bool:
 
 
 def default_every(backend: str) -> int:
-    """Render every step with EGL on a GPU (~10 ms a frame); every 4th in software (~20-50 ms)."""
+    """Render every step with EGL on a GPU; every 4th in software, several times slower a frame (README, "Measured")."""
     return 1 if backend == "egl" and _gpu_present() else 4
 
 
@@ -126,7 +126,7 @@ def upright(frame: np.ndarray, camera: str) -> np.ndarray:
 
 @dataclass
 class RenderSettings:
-    """Cheap-but-readable render settings (shadows/reflections/multisampling cost 6x on CPU)."""
+    """Cheap-but-readable render settings (shadows/reflections/multisampling are costly on CPU)."""
 
     size: int = 480
     shadows: bool = False
