@@ -36,7 +36,7 @@ from metarl.agents import make_policy
 from metarl.checkpoint import task_dim
 from metarl.config import load_config
 from metarl.graphstep import PolicyStepper
-from metarl.normalize import ObsNormalizer
+from metarl.normalize import ObsNormalizer, obs_mask
 from metarl.rollout import collect, make_envs
 from metarl.train import train
 
@@ -112,9 +112,7 @@ def collection_sps(cfg, device: torch.device, variants: list[tuple[int, bool]], 
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     policy = make_policy(cfg.agent, D, A, task_dim=task_dim(cfg)).to(device)
     buffer = RolloutBuffer(T, N, D, A, chunk_length(T, cfg.ppo.bptt_len), device)
-    mask = np.zeros(D, dtype=bool)
-    mask[: D - A - 3] = True  # env dims, as the trainer normalises by default
-    obs_norm = ObsNormalizer(mask)
+    obs_norm = ObsNormalizer(obs_mask(envs.obs_layout))  # env dims, as the trainer normalises by default
     if device.type == "cpu":
         torch.set_num_threads(1)  # as the trainer collects
     steppers = {v: PolicyStepper(policy, device) if v[1] else None for v in variants}

@@ -133,6 +133,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self.max_episode_steps = probe.max_episode_steps
         self.trial_length = probe.trial_length
         self.reward_scale = probe.reward_scale
+        self.obs_layout = probe.obs_layout
         self.single_observation_space = probe.observation_space
         self.single_action_space = probe.action_space
         self.observation_space = gym.vector.utils.batch_space(probe.observation_space, self.num_envs)

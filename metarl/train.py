@@ -33,7 +33,7 @@ from metarl.checkpoint import CHECKPOINT_DIR, capture_rng, load_checkpoint, rest
 from metarl.config import TrainConfig, config_from_dict, config_to_dict, save_config
 from metarl.graphstep import PolicyStepper
 from metarl.logger import MetricsLogger, Progress
-from metarl.normalize import ObsNormalizer, ReturnScaler
+from metarl.normalize import ObsNormalizer, ReturnScaler, obs_mask
 from metarl.ppo import learning_rate, ppo_update
 from metarl.rollout import AttemptStats, collect, derive_seed, evaluate_trials, make_envs
 
@@ -155,9 +155,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
 
     policy = make_policy(cfg.agent, obs_dim, action_dim, task_dim=task_dim(cfg)).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo.lr, eps=1e-5)
-    mask = np.zeros(obs_dim, dtype=bool)
-    mask[: obs_dim - action_dim - 3] = cfg.normalize.obs  # env dims
-    mask[obs_dim - 3] = cfg.normalize.reward_input  # previous-reward dim
+    mask = obs_mask(envs.obs_layout, cfg.normalize.obs, cfg.normalize.reward_input)
     obs_norm = ObsNormalizer(mask, clip=cfg.normalize.clip) if mask.any() else None
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
@@ -280,8 +278,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
 
             # 3. update normalisers from this rollout (all ranks' data)
             if obs_norm is not None:
-                obs_norm.rms.update_from_moments(*_merge_moments(rollout.raw_obs.reshape(T * N, -1)[:, obs_norm.mask]))
-                obs_norm._refresh()
+                obs_norm.update_from_moments(*_merge_moments(rollout.raw_obs.reshape(T * N, -1)[:, obs_norm.mask]))
             rewards = buffer.rewards
             if return_scaler is not None:
                 returns = return_scaler.discounted_returns(buffer.rewards).reshape(-1, 1)  # (T*N, 1)
