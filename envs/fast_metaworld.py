@@ -155,7 +155,7 @@ def install() -> list[str]:
     Off (patches nothing) when ``METARL_FAST_METAWORLD`` is "0".
     """
     if not _patched and os.environ.get("METARL_FAST_METAWORLD", "1") != "0":
-        import metaworld.envs  # noqa: F401 - imports every v3 env module
+        import metaworld.envs  # noqa: F401 - every v3 env module; slow, and only once a Meta-World env is built
         from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
         for name, module in list(sys.modules.items()):

@@ -18,6 +18,7 @@ import functools
 import os
 import pickle
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+from metarl.envs.fast_metaworld import install
+
+# ``metaworld`` is imported inside functions: it is slow to import, and it must come after
+# any ``MUJOCO_GL`` choice (``metarl.render.configure_gl``), which rendering code makes first.
 
 ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
@@ -69,7 +74,6 @@ def cache_dir() -> Path:
 
 def _cache_path(name: str, seed: int) -> Path:
     import metaworld
-    from importlib.metadata import version
 
     try:
         mw_version = version("metaworld")
@@ -196,8 +200,6 @@ class MetaWorldCore(Core):
         goal_visible: bool = False,
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
-
-        from metarl.envs.fast_metaworld import install
 
         install()  # exact, faster stand-ins for Meta-World's slowest Python (fast_metaworld.py)
         self.class_name = class_name

@@ -191,6 +191,11 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         """Indices of the envs each worker process steps, one list per worker."""
         return [list(b) for b in self._groups]
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes (none when ``num_workers`` is 0)."""
+        return [p.pid for p in self._procs]
+
     # ------------------------------------------------------------ gym API
 
     def reset(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes.util
 import difflib
+import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from metarl.cli import CLIError
+from metarl.errors import CLIError
 
 # camera name -> number of quarter turns (np.rot90 k) that make its frames upright.
 # Only fixed cameras: the gripper-mounted ones (behindGripper, gripperPOV) move
@@ -107,9 +108,7 @@ def configure_gl(backend: str | None = None) -> str:
     os.environ["MUJOCO_GL"] = backend
     os.environ["PYOPENGL_PLATFORM"] = backend
     if "mujoco" in sys.modules:
-        import importlib
-
-        from mujoco import gl_context
+        from mujoco import gl_context  # only when mujoco is already loaded: importing it picks the backend
 
         if getattr(gl_context, "_MUJOCO_GL", "") != backend:
             module = importlib.import_module(f"mujoco.{backend}")
@@ -141,7 +140,7 @@ class FrameRenderer:
     """
 
     def __init__(self, model: Any, data: Any, camera: str = "corner2", settings: RenderSettings | None = None):
-        import mujoco
+        import mujoco  # after configure_gl: MuJoCo reads MUJOCO_GL when first imported
 
         self.settings = settings or RenderSettings()
         self.camera = check_camera(camera)

@@ -15,7 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
-from metarl.cli import CLIError
+from metarl.errors import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
 from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
