@@ -66,7 +66,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+from metarl.envs.core import BenchmarkSpec, Core, TaskSet, resolve_task
 from metarl.envs.obs_layout import CLOCK_DIMS, ObsLayout
 from metarl.envs.registry import check_split, get_benchmark
 
@@ -83,28 +83,6 @@ def check_fraction(name: str, value: float, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
-
-
-def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
-    """(class index, goal index) of ``task`` = (class name or index, goal index); one-line ValueError if invalid."""
-    classes = task_set.classes
-    if not isinstance(task, (tuple, list)) or len(task) != 2:
-        raise ValueError(f"task must be a (class, goal index) pair, got {task!r}")
-    cls, goal = task
-    if isinstance(cls, str):
-        if cls not in classes:
-            raise ValueError(f"unknown task class {cls!r} in {task_set.benchmark}/{task_set.split}; "
-                             f"valid: {', '.join(classes)}")
-        c = classes.index(cls)
-    elif isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= cls < len(classes):
-        c = int(cls)
-    else:
-        raise ValueError(f"task class must be a name or an index in [0, {len(classes)}), got {cls!r}; "
-                         f"valid: {', '.join(classes)}")
-    n = len(task_set.goals[classes[c]])
-    if isinstance(goal, bool) or not isinstance(goal, (int, np.integer)) or not 0 <= goal < n:
-        raise ValueError(f"goal index must be an integer in [0, {n}) for class {classes[c]!r}, got {goal!r}")
-    return c, int(goal)
 
 
 class TrialEnv(gym.Env):

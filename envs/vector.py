@@ -53,9 +53,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.core import BenchmarkSpec
+from metarl.envs.core import BenchmarkSpec, resolve_task
 from metarl.envs.registry import check_split, get_benchmark
-from metarl.envs.trial import TrialEnv, check_fraction, check_positive, resolve_task
+from metarl.envs.trial import TrialEnv, check_fraction, check_positive
 from metarl.envs.workers import (INFO_KEYS, EnvFailed, SharedLayout, balance, main_hidden, reset_block, run_worker,
                                  step_block, usable_cpus, where)
 
