@@ -1,19 +1,13 @@
 """metarl.agents: recurrent and memory-augmented cells, and actor-critics on them.
 
 Interface: docs/interfaces.md. ``make_cell``/``cells`` name every cell;
-``make_policy`` builds an actor-critic on any of them.
+``make_policy(AgentConfig(...), obs_dim, action_dim)`` builds an actor-critic on any of them.
 """
 
 from metarl.agents.base import Cell, State
-from metarl.agents.registry import cell_class, cells, make_cell
+from metarl.agents.config import AgentConfig, cell_options_for
+from metarl.agents.policy import ActorCritic, ActOutput, make_policy
+from metarl.agents.registry import cell_class, cells, check_cell, make_cell
 
-__all__ = ["Cell", "State", "cell_class", "cells", "make_cell", "make_policy", "ActorCritic", "ActOutput"]
-
-
-def __getattr__(name: str):
-    # Policies live in their own module; imported on first use.
-    if name in ("make_policy", "ActorCritic", "ActOutput"):
-        from metarl.agents import policy
-
-        return getattr(policy, name)
-    raise AttributeError(name)
+__all__ = ["ActOutput", "ActorCritic", "AgentConfig", "Cell", "State", "cell_class", "cell_options_for", "cells",
+           "check_cell", "make_cell", "make_policy"]

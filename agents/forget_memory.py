@@ -68,8 +68,7 @@ class ForgetMemoryCell(MemoryLSTMBase):
     (0.9: initial σ of the forget-gate bias), ``scan`` ("auto" | "chunked" |
     "loop": how input mode computes every M_t before the fused controller;
     "auto" = the chunkwise scan on accelerators, a plain memory-only step loop
-    on CPU, where it measured faster: 3.7 s vs 5.2-7.9 s fwd+bwd for
-    T=500, B=40, 32x32 on one busy core), ``learn_forget`` (True; False:
+    on CPU, where it measured faster (README, "Measured"; ``bench/cells.py``)), ``learn_forget`` (True; False:
     gates fixed at 1 and no forget-gate parameters, the ablation above).
     State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
     (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate

@@ -9,39 +9,16 @@ the trainer's job, not the policy's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from metarl.agents.base import Cell, State
+from metarl.agents.config import AgentConfig, cell_options_for
 from metarl.agents.registry import make_cell
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-
-@dataclass
-class PolicyConfig:
-    """Architecture of an :class:`ActorCritic`."""
-
-    cell: str = "gru"
-    """Registered cell name (``metarl.agents.cells()``)."""
-    hidden_size: int = 256
-    """Width of the cell's output (and state, for the baselines)."""
-    encoder_sizes: tuple[int, ...] = (256, 256)
-    """Hidden widths of the tanh observation encoder MLP; () feeds obs straight to the cell."""
-    cell_options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword options for the cell (memory slots, width, heads ...)."""
-    init_log_std: float = -0.5
-    """Initial log standard deviation of the Gaussian action distribution."""
-    task_dim: int = 0
-    """Width of a task-inference head on the cell output (predicts the hidden task's
-    parameters; trained by an auxiliary loss, unused when acting unless ``task_input``); 0 = none."""
-    task_input: bool = False
-    """Act on the inferred task: the actor and critic read ``[cell output, task head's
-    prediction]`` through a tanh layer (the prediction detached, so only the auxiliary loss
-    shapes it). Needs ``task_dim`` > 0."""
 
 
 class ActOutput(NamedTuple):
@@ -74,11 +51,15 @@ def _layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
 
 
 class ActorCritic(nn.Module):
-    """Recurrent Gaussian actor-critic; ``cell`` carries the in-trial memory."""
+    """Recurrent Gaussian actor-critic; ``cell`` carries the in-trial memory.
 
-    def __init__(self, obs_dim: int, action_dim: int, config: PolicyConfig | None = None) -> None:
+    ``task_dim`` > 0 adds a task-inference head on the cell output (it predicts the
+    hidden task's parameters; trained by an auxiliary loss, unused when acting).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, config: AgentConfig, task_dim: int = 0) -> None:
         super().__init__()
-        self.config = config = config or PolicyConfig()
+        self.config = config
         self.obs_dim, self.action_dim = obs_dim, action_dim
         layers: list[nn.Module] = []
         width = obs_dim
@@ -86,17 +67,17 @@ class ActorCritic(nn.Module):
             layers += [_layer_init(nn.Linear(width, size), math.sqrt(2)), nn.Tanh()]
             width = size
         self.encoder = nn.Sequential(*layers)
-        self.cell: Cell = make_cell(config.cell, width, config.hidden_size, **config.cell_options)
+        self.cell: Cell = make_cell(config.cell, width, config.hidden_size, **cell_options_for(config))
         # Small gain on the mean so early actions stay near 0 (CleanRL's choice).
         self.actor_mean = _layer_init(nn.Linear(config.hidden_size, action_dim), 0.01)
         self.actor_log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))
         self.critic = _layer_init(nn.Linear(config.hidden_size, 1), 1.0)
-        self.task_head = _layer_init(nn.Linear(config.hidden_size, config.task_dim), 1.0) if config.task_dim else None
+        self.task_head = _layer_init(nn.Linear(config.hidden_size, task_dim), 1.0) if task_dim else None
         self.task_trunk = None
         if config.task_input:
-            if not config.task_dim:
+            if not task_dim:
                 raise ValueError("task_input needs a task-inference head (task_dim > 0)")
-            width = config.hidden_size + config.task_dim
+            width = config.hidden_size + task_dim
             self.task_trunk = nn.Sequential(_layer_init(nn.Linear(width, config.hidden_size), math.sqrt(2)), nn.Tanh())
 
     @property
@@ -190,25 +171,10 @@ class ActorCritic(nn.Module):
         return self.critic(self._heads_input(h.squeeze(0))).squeeze(-1)
 
 
-def make_policy(
-    cell: str,
-    obs_dim: int,
-    action_dim: int,
-    hidden_size: int = 256,
-    cell_options: dict[str, Any] | None = None,
-    encoder_sizes: tuple[int, ...] | list[int] = (256, 256),
-    init_log_std: float = -0.5,
-    task_dim: int = 0,
-    task_input: bool = False,
-) -> ActorCritic:
-    """Build an :class:`ActorCritic` on the registered cell ``cell`` (``"mlp"`` gives the control)."""
-    config = PolicyConfig(
-        cell=cell,
-        hidden_size=hidden_size,
-        encoder_sizes=tuple(encoder_sizes),
-        cell_options=dict(cell_options or {}),
-        init_log_std=init_log_std,
-        task_dim=task_dim,
-        task_input=task_input,
-    )
-    return ActorCritic(obs_dim, action_dim, config)
+def make_policy(agent_cfg: AgentConfig, obs_dim: int, action_dim: int, *, task_dim: int = 0) -> ActorCritic:
+    """The :class:`ActorCritic` that ``agent_cfg`` describes (``cell="mlp"`` gives the memoryless control).
+
+    ``task_dim``: width of the task-inference head (0: none; the trainer derives it
+    from ``ppo.task_coef``, ``metarl.checkpoint.task_dim``).
+    """
+    return ActorCritic(obs_dim, action_dim, agent_cfg, task_dim)

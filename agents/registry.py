@@ -28,13 +28,18 @@ def cells() -> list[str]:
     return list(_CELLS)
 
 
-def cell_class(name: str) -> type[Cell]:
-    """The class registered under ``name``; ValueError naming valid (and closest) names."""
+def check_cell(name: str) -> str:
+    """Return ``name`` if a cell is registered under it, else a one-line ValueError naming valid (and closest) names."""
     if name not in _CELLS:
         close = difflib.get_close_matches(name, _CELLS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"unknown cell {name!r}.{hint} Valid cells: {', '.join(_CELLS)}")
-    module, cls = _CELLS[name].split(":")
+    return name
+
+
+def cell_class(name: str) -> type[Cell]:
+    """The class registered under ``name`` (checked by :func:`check_cell`)."""
+    module, cls = _CELLS[check_cell(name)].split(":")
     return getattr(importlib.import_module(module), cls)
 
 

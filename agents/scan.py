@@ -23,8 +23,8 @@ Numerical care: each exponent sum_{s<u<=t} log f_u is accumulated directly
 large prefix sums, so no cancellation in float32); every exponent is <= 0 and
 pairs with s > t or across a reset are set to -inf *before* the exp, so there
 is no exp of a positive number and no inf * 0 in the backward pass. Decays
-below e^-40 are set to exactly 0 (see ``LOG_DECAY_FLOOR``): subnormal float32
-numbers are ~100x slower on CPUs, and such terms are far below float32
+below e^-40 are set to exactly 0 (see ``LOG_DECAY_FLOOR``): arithmetic on subnormal
+float32 numbers is far slower on CPUs, and such terms are far below float32
 resolution next to any unit-scale write.
 
 Layout: batch first, (B, T, ...), so each chunk's memories come out as
@@ -141,7 +141,7 @@ def _chunk(
         segment = reset.long().cumsum(1)  # (B, C): resets seen up to and including t
         linked = linked & (segment[:, :, None] == segment[:, None, :]).unsqueeze(2)  # (B, C_t, 1, C_s)
     # Decays below e^-40 (4e-18) become exactly 0: keeps float32 out of subnormal
-    # numbers, which make CPU arithmetic ~100x slower, at no visible cost in accuracy.
+    # numbers, which make CPU arithmetic far slower, at no visible cost in accuracy.
     keep = linked & (exponent > LOG_DECAY_FLOOR)
     decay = exponent.masked_fill(~keep, float("-inf")).exp()  # (B, C_t, N, C_s), in [0, 1]
 

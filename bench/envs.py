@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs import make_env, make_vec
-from metarl.envs.vector import _usable_cpus
+from metarl.envs.vector import usable_cpus
 
 
 def _single_rate(args: argparse.Namespace, rng: np.random.Generator) -> float:
@@ -158,7 +158,7 @@ def memory_only(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     for _ in range(args.steps):
         envs.step(rng.uniform(-1, 1, envs.action_space.shape))
-    pids = [os.getpid()] + [p.pid for p in envs._procs]
+    pids = [os.getpid()] + envs.worker_pids
     rss, pss = _memory(pids)
     print(f"{args.benchmark} {args.split}: {args.num_envs} envs, {envs.num_workers} workers "
           f"+ {len(envs.caller_envs)} envs in the main process, "
@@ -185,7 +185,7 @@ def main() -> None:
         memory_only(args)
         return
 
-    cores = _usable_cpus()
+    cores = usable_cpus()
     rng = np.random.default_rng(0)
     single = _single_rate(args, rng)
 
@@ -195,7 +195,7 @@ def main() -> None:
     ours.reset(seed=0)
     theirs.reset(seed=0)
     actions = rng.uniform(-1, 1, (args.steps, *ours.action_space.shape)).astype(np.float32)
-    ours_pids = [p.pid for p in ours._procs]
+    ours_pids = ours.worker_pids
     theirs_pids = [p.pid for p in theirs.processes]
     _vector_rate(ours, ours_pids, actions[:20])  # warm-up: first steps build lazy state
     _vector_rate(theirs, theirs_pids, actions[:20])
@@ -203,7 +203,7 @@ def main() -> None:
     for _ in range(args.repeats):
         theirs_rates.append(_vector_rate(theirs, theirs_pids, actions))
         ours_rates.append(_vector_rate(ours, ours_pids, actions))
-    blocks = [list(b) for b in ours._groups] + ([ours.caller_envs] if ours.caller_envs else [])
+    blocks = ours.worker_blocks + ([ours.caller_envs] if ours.caller_envs else [])
     ours.close()
     theirs.close()
     independent = _independent_rate(args, blocks)

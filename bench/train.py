@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from metarl.buffer import RolloutBuffer, chunk_length
-from metarl.checkpoint import build_policy
+from metarl.agents import make_policy
+from metarl.checkpoint import task_dim
 from metarl.config import load_config
 from metarl.graphstep import PolicyStepper
-from metarl.normalize import ObsNormalizer
+from metarl.normalize import ObsNormalizer, obs_mask
 from metarl.rollout import collect, make_envs
 from metarl.train import train
 
@@ -109,11 +110,9 @@ def collection_sps(cfg, device: torch.device, variants: list[tuple[int, bool]], 
     envs = make_envs(cfg.env, "train", cfg.env.num_envs, trial_autoreset=False)  # as the trainer's
     N, T = envs.num_envs, envs.trial_length
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    policy = build_policy(cfg, D, A).to(device)
+    policy = make_policy(cfg.agent, D, A, task_dim=task_dim(cfg)).to(device)
     buffer = RolloutBuffer(T, N, D, A, chunk_length(T, cfg.ppo.bptt_len), device)
-    mask = np.zeros(D, dtype=bool)
-    mask[: D - A - 3] = True  # env dims, as the trainer normalises by default
-    obs_norm = ObsNormalizer(mask)
+    obs_norm = ObsNormalizer(obs_mask(envs.obs_layout))  # env dims, as the trainer normalises by default
     if device.type == "cpu":
         torch.set_num_threads(1)  # as the trainer collects
     steppers = {v: PolicyStepper(policy, device) if v[1] else None for v in variants}

@@ -9,19 +9,19 @@ Public API (mirrors gymnasium's names):
 - ``tasks(benchmark, split)`` the split's task class names;
   ``benchmarks()`` every valid benchmark name.
 
-Observation layout and trial semantics: docs/interfaces.md.
+Observation layout (``ObsLayout``, ``metarl.envs.obs_layout``) and trial semantics: docs/interfaces.md.
 """
 
-TRIAL_START = -1  # index of the trial-start flag in every trial observation
-EPISODE_START = -2  # index of the episode-start flag
-
-from metarl.envs.registry import benchmarks, tasks  # noqa: E402
-from metarl.envs.trial import TrialEnv, make_env  # noqa: E402
-from metarl.envs.vector import TrialVectorEnv, make_vec  # noqa: E402
+from metarl.envs.obs_layout import CLOCK_DIMS, EPISODE_START, TRIAL_START, ObsLayout
+from metarl.envs.registry import benchmarks, tasks
+from metarl.envs.trial import TrialEnv, make_env
+from metarl.envs.vector import TrialVectorEnv, make_vec
 
 __all__ = [
-    "TRIAL_START",
+    "CLOCK_DIMS",
     "EPISODE_START",
+    "ObsLayout",
+    "TRIAL_START",
     "TrialEnv",
     "TrialVectorEnv",
     "benchmarks",

@@ -105,3 +105,25 @@ class BenchmarkSpec(abc.ABC):
         camera: str | None = None,
     ) -> Core:
         """Build the core environment of one class."""
+
+
+def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
+    """(class index, goal index) of ``task`` = (class name or index, goal index); one-line ValueError if invalid."""
+    classes = task_set.classes
+    if not isinstance(task, (tuple, list)) or len(task) != 2:
+        raise ValueError(f"task must be a (class, goal index) pair, got {task!r}")
+    cls, goal = task
+    if isinstance(cls, str):
+        if cls not in classes:
+            raise ValueError(f"unknown task class {cls!r} in {task_set.benchmark}/{task_set.split}; "
+                             f"valid: {', '.join(classes)}")
+        c = classes.index(cls)
+    elif isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= cls < len(classes):
+        c = int(cls)
+    else:
+        raise ValueError(f"task class must be a name or an index in [0, {len(classes)}), got {cls!r}; "
+                         f"valid: {', '.join(classes)}")
+    n = len(task_set.goals[classes[c]])
+    if isinstance(goal, bool) or not isinstance(goal, (int, np.integer)) or not 0 <= goal < n:
+        raise ValueError(f"goal index must be an integer in [0, {n}) for class {classes[c]!r}, got {goal!r}")
+    return c, int(goal)

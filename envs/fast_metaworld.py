@@ -1,21 +1,21 @@
 """Exact, faster stand-ins for the slowest pure-Python parts of a Meta-World step.
 
-Measured on one core (``bench/step_costs.py``), a Meta-World v3 step spends
-about 0.15 ms in MuJoCo and as much again or more in Python. Three calls stand out:
+A Meta-World v3 step spends as much time in Python as in MuJoCo or more
+(``bench/step_costs.py``; figures in README, "Measured"). Three calls stand out:
 
 - ``Rotation.from_matrix(xmat).as_quat()`` (scipy), which 22 classes call
-  every step for an object's orientation in the observation: about 190 us
-  for one 3x3 matrix, mostly array-API dispatch. :class:`Rotation` computes
-  the same quaternion on plain floats in about 2 us, with scipy's formulas
+  every step for an object's orientation in the observation; its cost is
+  mostly array-API dispatch. :class:`Rotation` computes
+  the same quaternion on plain floats, with scipy's formulas
   in scipy's order (Markley's method on the largest of the diagonal and the
   trace, then normalisation), so the result is scipy's bit for bit.
 - ``SawyerXYZEnv.touching_object`` (the grasp test in 14 classes' rewards),
-  which walks ``data.contact`` in Python twice: 0.4-0.8 ms a step.
+  which walks ``data.contact`` in Python twice.
   :func:`touching_object` selects the same contacts from MuJoCo's contact
   arrays and sums their forces in the same order, so it returns the same value.
 - ``SawyerXYZEnv._get_curr_obs_combined_no_goal`` (every class, every step),
   which splits and re-stacks small arrays: :func:`curr_obs_no_goal` writes
-  the same values straight into one array (about 40 us saved).
+  the same values straight into one array.
 
 :func:`install` puts them in place (the trial envs call it before building a
 Meta-World env); :func:`originals` puts Meta-World's own back for a block,
@@ -155,7 +155,7 @@ def install() -> list[str]:
     Off (patches nothing) when ``METARL_FAST_METAWORLD`` is "0".
     """
     if not _patched and os.environ.get("METARL_FAST_METAWORLD", "1") != "0":
-        import metaworld.envs  # noqa: F401 - imports every v3 env module
+        import metaworld.envs  # noqa: F401 - every v3 env module; slow, and only once a Meta-World env is built
         from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
         for name, module in list(sys.modules.items()):

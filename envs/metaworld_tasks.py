@@ -18,6 +18,7 @@ import functools
 import os
 import pickle
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ import gymnasium as gym
 import numpy as np
 
 from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+from metarl.envs.fast_metaworld import install
+
+# ``metaworld`` is imported inside functions: it is slow to import, and it must come after
+# any ``MUJOCO_GL`` choice (``metarl.render.configure_gl``), which rendering code makes first.
 
 ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
@@ -32,7 +37,7 @@ EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
 # CPU ms per step with random actions (`python bench/step_costs.py --rounds 5
 # --steps 300`, with fast_metaworld's stand-ins, on a shared 2-core x86 VM; only
 # the ratios matter). Used to balance vector workers: a step waits for the
-# slowest worker, and classes differ up to 2.4x.
+# slowest worker, and classes differ in cost (README, "Measured").
 STEP_COST_MS: dict[str, float] = {
     "assembly-v3": 0.68, "basketball-v3": 0.72, "bin-picking-v3": 0.50, "box-close-v3": 0.76,
     "button-press-topdown-v3": 0.45, "button-press-topdown-wall-v3": 0.50, "button-press-v3": 0.42,
@@ -69,7 +74,6 @@ def cache_dir() -> Path:
 
 def _cache_path(name: str, seed: int) -> Path:
     import metaworld
-    from importlib.metadata import version
 
     try:
         mw_version = version("metaworld")
@@ -196,8 +200,6 @@ class MetaWorldCore(Core):
         goal_visible: bool = False,
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
-
-        from metarl.envs.fast_metaworld import install
 
         install()  # exact, faster stand-ins for Meta-World's slowest Python (fast_metaworld.py)
         self.class_name = class_name

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from metarl.envs import metaworld_tasks, toy
 from metarl.envs.core import BenchmarkSpec, TaskSet
 
 SPLITS = ("train", "test")
@@ -29,8 +30,6 @@ def register(name: str, factory: Callable[[], BenchmarkSpec]) -> None:
 
 def benchmarks() -> list[str]:
     """All valid benchmark names: toy tasks, ML10/ML25/ML45 and ``ML1/<task>``."""
-    from metarl.envs import metaworld_tasks
-
     names = metaworld_tasks.all_task_names()
     return sorted(_FACTORIES) + [f"ML1/{t}" for t in names] + [f"MT1/{t}" for t in names]
 
@@ -53,8 +52,6 @@ def get_benchmark(name: str | BenchmarkSpec) -> BenchmarkSpec:
     if name in _FACTORIES:
         spec = _FACTORIES[name]()
     elif name.startswith(("ML1/", "MT1/")):
-        from metarl.envs import metaworld_tasks
-
         prefix, task = name[:4], name[4:]
         valid = metaworld_tasks.all_task_names()
         if task not in valid:
@@ -115,8 +112,6 @@ def task_vectors(benchmark: str, split: str = "train") -> np.ndarray:
 
 
 def _register_builtin() -> None:
-    from metarl.envs import metaworld_tasks, toy
-
     for name in metaworld_tasks.ML_BENCHMARKS:
         register(name, lambda name=name: metaworld_tasks.MetaWorldBenchmark(name))
     register("point-nav", toy.PointNavBenchmark)

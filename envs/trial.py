@@ -3,10 +3,9 @@
 A *trial* holds one task (class + goal) for ``episodes_per_trial`` attempts;
 one gymnasium *episode* is one attempt and ends with ``truncated=True`` after
 ``max_episode_steps`` steps (``terminated`` is always False, so every trial
-has the same length). Layout of the observation (docs/interfaces.md)::
-
-    [ env obs (D_env) | clock (2, with clock=True) | previous action (A)
-      | previous reward * reward_scale (1) | episode-start flag (1) | trial-start flag (1) ]
+has the same length). Layout of the observation: ``metarl.envs.obs_layout``
+(``env.obs_layout``), [env obs | clock | previous action | previous reward |
+episode-start flag | trial-start flag].
 
 The clock (``clock=True``) is the share of the attempt and of the trial still
 to come, ``(1 - t / max_episode_steps, 1 - steps so far / trial_length)``:
@@ -67,7 +66,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.core import BenchmarkSpec, Core, TaskSet
+from metarl.envs.core import BenchmarkSpec, Core, TaskSet, resolve_task
+from metarl.envs.obs_layout import CLOCK_DIMS, ObsLayout
 from metarl.envs.registry import check_split, get_benchmark
 
 
@@ -78,29 +78,11 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
-def resolve_task(task_set: TaskSet, task: Any) -> tuple[int, int]:
-    """(class index, goal index) of ``task`` = (class name or index, goal index); one-line ValueError if invalid."""
-    classes = task_set.classes
-    if not isinstance(task, (tuple, list)) or len(task) != 2:
-        raise ValueError(f"task must be a (class, goal index) pair, got {task!r}")
-    cls, goal = task
-    if isinstance(cls, str):
-        if cls not in classes:
-            raise ValueError(f"unknown task class {cls!r} in {task_set.benchmark}/{task_set.split}; "
-                             f"valid: {', '.join(classes)}")
-        c = classes.index(cls)
-    elif isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= cls < len(classes):
-        c = int(cls)
-    else:
-        raise ValueError(f"task class must be a name or an index in [0, {len(classes)}), got {cls!r}; "
-                         f"valid: {', '.join(classes)}")
-    n = len(task_set.goals[classes[c]])
-    if isinstance(goal, bool) or not isinstance(goal, (int, np.integer)) or not 0 <= goal < n:
-        raise ValueError(f"goal index must be an integer in [0, {n}) for class {classes[c]!r}, got {goal!r}")
-    return c, int(goal)
-
-
-CLOCK_DIMS = 2  # (share of the attempt left, share of the trial left)
+def check_fraction(name: str, value: float, what: str) -> float:
+    """Return ``value`` if it is a number in [0, 1], else a one-line ValueError "``name`` must be ``what``"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
 
 
 class TrialEnv(gym.Env):
@@ -156,7 +138,6 @@ class TrialEnv(gym.Env):
 
         core_space, self.action_space = spec.observation_space(), spec.action_space()
         self._core_low, self._core_high = core_space.low, core_space.high
-        self._d_env = core_space.shape[0]
         if not isinstance(clock, bool):
             raise ValueError(f"clock must be True or False, got {clock!r}")
         self.clock = clock
@@ -174,7 +155,7 @@ class TrialEnv(gym.Env):
             if few:
                 raise ValueError(f"task_switches needs another goal to switch to, but class {few[0]!r} of "
                                  f"{self.task_set.benchmark}/{self.split} has only one")
-        self._d_act = self._d_env + (CLOCK_DIMS if clock else 0)  # where the previous action starts
+        self.obs_layout = ObsLayout(core_space.shape[0], self.action_space.shape[0], clock)
         inf = np.array([np.inf], dtype=np.float32)
         flags = np.zeros(2, dtype=np.float32)
         hands = np.zeros(CLOCK_DIMS if clock else 0, dtype=np.float32)
@@ -265,7 +246,7 @@ class TrialEnv(gym.Env):
         if self.task_switches:  # drawn only here and only then: S = 0 leaves the random stream as it was
             drawn = self.np_random.choice(np.arange(2, self.episodes_per_trial + 1), self.task_switches, replace=False)
             self._switch_attempts = frozenset(int(a) for a in drawn)
-        self._obs[self._d_env :] = 0.0  # no previous action/reward in a new trial
+        self._obs[self.obs_layout.env.stop :] = 0.0  # no clock, previous action/reward or flags yet
 
     # ------------------------------------------------------------ gym API
 
@@ -301,8 +282,8 @@ class TrialEnv(gym.Env):
         self._t, self._return, self._success = 0, 0.0, False
         self._needs_reset = False
         self._write_obs(core_obs)
-        self._obs[-2] = 1.0  # episode start
-        self._obs[-1] = 1.0 if new_trial else 0.0  # trial start
+        self._obs[self.obs_layout.episode_start] = 1.0
+        self._obs[self.obs_layout.trial_start] = 1.0 if new_trial else 0.0
         return self._obs.copy(), self._info(False, False, False, self._switched)
 
     def step(
@@ -320,19 +301,19 @@ class TrialEnv(gym.Env):
         self._needs_reset = truncated
         switched, self._switched = self._switched, False  # marks only the attempt's first step
         self._write_obs(core_obs)
-        n_act = act.shape[0]
-        self._obs[self._d_act : self._d_act + n_act] = act
-        self._obs[self._d_act + n_act] = reward * self.reward_scale
-        self._obs[-2:] = 0.0
+        layout = self.obs_layout
+        self._obs[layout.action] = act
+        self._obs[layout.reward] = reward * self.reward_scale
+        self._obs[layout.flags] = 0.0
         return self._obs.copy(), reward, False, truncated, self._info(success, truncated, trial_end, switched)
 
     def _write_obs(self, core_obs: np.ndarray) -> None:
         # float64 -> float32, then clip so rounding never leaves the space.
-        np.clip(core_obs, self._core_low, self._core_high, out=self._obs[: self._d_env], casting="unsafe")
+        np.clip(core_obs, self._core_low, self._core_high, out=self._obs[self.obs_layout.env], casting="unsafe")
         if self.clock:
             done = (self._attempt - 1) * self.max_episode_steps + self._t  # steps of the trial so far
-            self._obs[self._d_env] = 1.0 - self._t / self.max_episode_steps
-            self._obs[self._d_env + 1] = 1.0 - done / self.trial_length
+            self._obs[self.obs_layout.clock_dims] = (1.0 - self._t / self.max_episode_steps,
+                                                     1.0 - done / self.trial_length)
 
     def _info(self, success: bool, episode_end: bool, trial_end: bool, switched: bool = False) -> dict[str, Any]:
         return {

@@ -19,6 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from metarl.agent import Agent
+from metarl.agents import make_policy
+from metarl.config import config_from_dict
+from metarl.envs.registry import task_vectors
+from metarl.normalize import ObsNormalizer
+
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 
@@ -115,41 +121,10 @@ def load_checkpoint(run_dir_or_checkpoint: str | Path, map_location: str | torch
 # --------------------------------------------------------------------------- policy and agent
 
 
-def cell_options_for(agent_cfg: Any) -> dict:
-    """Options for the configured cell: ``cell_options`` keyed by cell name, or one flat dict.
-
-    Keyed form (``{forget-memory: {slots: 8}}``) lets a preset tune its memory
-    and still switch to any other cell with ``--set agent.cell=mlp``.
-    """
-    opts = dict(agent_cfg.cell_options or {})
-    if opts and all(isinstance(v, dict) for v in opts.values()):
-        return dict(opts.get(agent_cfg.cell, {}))
-    return opts
-
-
-def build_policy(cfg: Any, obs_dim: int, action_dim: int) -> torch.nn.Module:
-    """The actor-critic a config describes (``cfg`` a ``TrainConfig``)."""
-    from metarl.agents import make_policy
-
-    return make_policy(
-        cfg.agent.cell,
-        obs_dim,
-        action_dim,
-        hidden_size=cfg.agent.hidden_size,
-        cell_options=cell_options_for(cfg.agent) or None,
-        encoder_sizes=tuple(cfg.agent.encoder_sizes),
-        init_log_std=cfg.agent.init_log_std,
-        task_dim=task_dim(cfg),
-        task_input=cfg.agent.task_input,
-    )
-
-
 def task_dim(cfg: Any) -> int:
     """Width of the task-inference head a config needs (0 without ``ppo.task_coef``)."""
     if cfg.ppo.task_coef <= 0:
         return 0
-    from metarl.envs.registry import task_vectors
-
     return int(task_vectors(cfg.env.benchmark, "train").shape[-1])
 
 
@@ -159,14 +134,10 @@ def load_agent(run_dir_or_checkpoint: str | Path, device: str | torch.device = "
     ``last.pt`` rather than ``best.pt`` by default: best is chosen on the
     held-out split, so evaluating it there would be optimistic.
     """
-    from metarl.agent import Agent
-    from metarl.config import config_from_dict
-    from metarl.normalize import ObsNormalizer
-
     device = torch.device(device)
     state = load_checkpoint(run_dir_or_checkpoint, map_location="cpu")
     cfg = config_from_dict(state["config"])
-    policy = build_policy(cfg, state["obs_dim"], state["action_dim"])
+    policy = make_policy(cfg.agent, state["obs_dim"], state["action_dim"], task_dim=task_dim(cfg))
     policy.load_state_dict(state["model"])
     policy.to(device).eval()
     normalize = None

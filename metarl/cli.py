@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from metarl.errors import CLIError
+
 # subcommand -> module implementing add_parser/run
 COMMANDS: dict[str, str] = {
     "train": "metarl.train_cli",
@@ -22,10 +24,6 @@ COMMANDS: dict[str, str] = {
     "plot": "metarl.plot",
     "envs": "metarl.envs_cli",
 }
-
-
-class CLIError(Exception):
-    """A user error: printed as one line, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

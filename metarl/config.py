@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from metarl.agents.config import AgentConfig  # noqa: F401 - the ``agent`` section, owned by the agents layer
+from metarl.agents.registry import check_cell
+
 
 class ConfigError(ValueError):
     """A bad config key or value (one line, names the closest valid key)."""
@@ -66,27 +69,6 @@ class EnvConfig:
     """Envs for the held-out evaluation; 0 = as many as env.num_envs."""
     eval_trials: int = 1
     """Trials per evaluation env at each periodic evaluation."""
-
-
-@dataclass
-class AgentConfig:
-    """The policy: a cell (memory) under an actor-critic."""
-
-    cell: str = "forget-memory"
-    """Cell name from ``metarl.agents.cells()``; ``mlp`` is the memoryless control."""
-    hidden_size: int = 128
-    """Width of the cell output and of the actor/critic heads."""
-    cell_options: dict = field(default_factory=dict)
-    """Extra keyword options for the cell: flat (``{slots: 8}``) or keyed by cell name
-    (``{forget-memory: {slots: 8}}``, applied only when that cell is chosen)."""
-    encoder_sizes: list[int] = field(default_factory=lambda: [128, 128])
-    """Hidden widths of the tanh observation encoder before the cell; [] feeds obs straight in."""
-    init_log_std: float = -0.5
-    """Initial log standard deviation of the Gaussian actions."""
-    task_input: bool = False
-    """Act on the inferred task: the actor and critic also read the task-inference head's
-    prediction (detached; trained only by ``ppo.task_coef``'s loss, so it needs task_coef > 0).
-    The prediction comes from the trial's history alone, at training and evaluation alike."""
 
 
 @dataclass
@@ -336,11 +318,12 @@ def parse_overrides(overrides: list[str] | None) -> dict:
     return nested
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base``, nested dicts merged key by key (a new dict; neither input changes)."""
     out = dict(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -374,8 +357,8 @@ def load_config(
             raise ConfigError(f"{path}: invalid YAML: {first}") from None
         if not isinstance(file_data, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
-        data = _merge(data, file_data)
-    data = _merge(data, parse_overrides(overrides))
+        data = merge(data, file_data)
+    data = merge(data, parse_overrides(overrides))
     return config_from_dict(data)
 
 
@@ -396,6 +379,10 @@ def validate(cfg: TrainConfig) -> None:
         "ppo.lr_schedule": cfg.ppo.lr_schedule,
         "ppo.trial_end": cfg.ppo.trial_end,
     }
+    try:
+        check_cell(cfg.agent.cell)  # the one check of the cell name, before anything is built
+    except ValueError as exc:
+        raise ConfigError(f"config key 'agent.cell': {exc}") from None
     for key, value in flat.items():
         if value not in _CHOICES[key]:
             close = difflib.get_close_matches(value, _CHOICES[key], n=1)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from metarl.config import DEFAULT_PRESET, ConfigError, load_config
+from metarl.envs import CLOCK_DIMS, ObsLayout
+from metarl.envs.registry import benchmarks, get_benchmark
+from metarl.presets import preset_names, preset_path
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -21,9 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def presets_using(spec) -> list[tuple[str, int, int]]:
     """``(preset, attempts, steps)`` for each preset in ``configs/`` and the built-in default
     preset of ``metarl train`` that trains on ``spec``; trial shape as the run would use it."""
-    from metarl.config import DEFAULT_PRESET, ConfigError, load_config
-    from metarl.presets import preset_names, preset_path
-
     found = []
     for name in preset_names():
         try:
@@ -40,8 +42,6 @@ def presets_using(spec) -> list[tuple[str, int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metarl.envs.registry import benchmarks, get_benchmark
-
     if not args.benchmark:
         names = benchmarks()
         ml1 = [n for n in names if n.startswith("ML1/")]
@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"presets on {spec.name} (attempts x steps per trial): " + ", ".join(f"{n} {a} x {t}" for n, a, t in users))
     else:
         print(f"presets on {spec.name}: none (train on it with --set env.benchmark={spec.name})")
-    d_env, n_act = spec.observation_space().shape[0], spec.action_space().shape[0]
+    lay = ObsLayout(spec.observation_space().shape[0], spec.action_space().shape[0])
     print(
-        f"observation ({d_env + n_act + 3}): env obs {d_env} | previous action {n_act} | "
+        f"observation ({lay.dim}): env obs {lay.env_dim} | previous action {lay.action_dim} | "
         "previous reward * reward_scale 1 | episode-start flag 1 | trial-start flag 1 "
-        "(env.clock: true adds 2 after the env obs)"
+        f"(env.clock: true adds {CLOCK_DIMS} after the env obs)"
     )
     for split in [args.split] if args.split else ["train", "test"]:
         classes = spec.classes(split)

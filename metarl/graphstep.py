@@ -1,9 +1,9 @@
 """One rollout step of the policy, replayed as a CUDA graph.
 
 Why: a recurrent policy step is ~100 small kernels (encoder, cell, heads,
-sampling). On a GPU it is bound by their launches, not by arithmetic: 2.8 ms
-per step for ``forget-memory`` 256 x 32 envs on an H200, as long as stepping
-32 Meta-World envs. A CUDA graph replays all of them with one launch.
+sampling). On a GPU it is bound by their launches, not by arithmetic: about as
+long as stepping the Meta-World envs (README, "Known gaps"; ``bench/train.py``).
+A CUDA graph replays all of them with one launch.
 
 :class:`PolicyStepper` runs ``policy.act`` with the Gaussian noise given
 (drawn outside, so replays need no RNG) through static input and output

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 FIXED = ["env_steps", "update", "wall_time"]
 
 
@@ -55,7 +57,7 @@ class MetricsLogger:
         self._rewrite(rows)
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # slow to import; only with tensorboard on
             except ImportError:  # tensorboard is a dependency, but keep the run alive without it
                 SummaryWriter = None
             if SummaryWriter is not None:
@@ -112,8 +114,6 @@ class Progress:
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, file=None):
         self.bar = None
         if enabled:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=initial, unit=" env steps", unit_scale=True, dynamic_ncols=True,
                             smoothing=0.3, bar_format=self.BAR_FORMAT, file=file)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from metarl.envs.obs_layout import ObsLayout
+
 
 class RunningMeanStd:
     """Mean and variance of a stream of vectors of shape ``shape``."""
@@ -43,6 +45,15 @@ class RunningMeanStd:
         self.count = state["count"].to(torch.float64).clone()
 
 
+def obs_mask(layout: ObsLayout, obs: bool = True, reward_input: bool = False) -> np.ndarray:
+    """The dims the trainer normalises, (D,) bool: the env obs and the clock (``obs``) and
+    the previous reward (``reward_input``); never the previous action or the flags."""
+    mask = np.zeros(layout.dim, dtype=bool)
+    mask[: layout.action.start] = obs  # env obs and clock
+    mask[layout.reward] = reward_input
+    return mask
+
+
 class ObsNormalizer:
     """Normalises the dims selected by ``mask``; the others pass through unchanged.
 
@@ -67,6 +78,11 @@ class ObsNormalizer:
     def update(self, obs: np.ndarray) -> None:
         """Fold in raw observations (..., D)."""
         self.rms.update(np.asarray(obs)[..., self.mask])
+        self._refresh()
+
+    def update_from_moments(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
+        """Fold in a batch given by its moments over the masked dims (e.g. merged across ranks)."""
+        self.rms.update_from_moments(mean, var, count)
         self._refresh()
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:

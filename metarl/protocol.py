@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from metarl.envs import ObsLayout
+from metarl.envs.metaworld_tasks import EPISODE_STEPS, load_tasks
+from metarl.envs.registry import check_split, get_benchmark, tasks
 from metarl.evaluate import EvalSettings, agent_reward_scale, agent_env_kwargs, check_compatible, resolve_settings, seeded_torch
 
 
@@ -44,6 +47,7 @@ class MetaWorldProtocolAgent:
         self.agent, self.deterministic, self.clock = agent, deterministic, clock
         self.obs_low, self.obs_high = obs_low, obs_high
         self.d_env, self.action_dim, self.reward_scale = obs_low.shape[0], action_dim, reward_scale
+        self.layout = ObsLayout(self.d_env, action_dim, clock is not None)
         self.num_envs = 0
         self.state: Any = None
         self.snapshot: tuple[Any, np.ndarray, np.ndarray] | None = None
@@ -63,16 +67,19 @@ class MetaWorldProtocolAgent:
         self.snapshot = None
 
     def _obs(self, raw: np.ndarray) -> np.ndarray:
-        env_obs = np.clip(raw[:, : self.d_env], self.obs_low, self.obs_high)  # (N, D_env)
-        flags = np.stack([self.episode_start, self.trial_start], axis=1).astype(np.float32)  # (N, 2)
-        reward = (self.prev_reward * self.reward_scale)[:, None]  # (N, 1)
-        parts = [env_obs, self.prev_action, reward, flags]
+        lay = self.layout
+        obs = np.empty((raw.shape[0], lay.dim), dtype=np.float32)  # (N, D)
+        obs[:, lay.env] = np.clip(raw[:, : self.d_env], self.obs_low, self.obs_high)  # (N, D_env)
         if self.clock is not None:  # as metarl.envs.trial writes it
             steps, k = self.clock
             t = np.minimum(self.t, steps)
             done = (np.minimum(self.attempt, k) - 1) * steps + t
-            parts.insert(1, np.stack([1.0 - t / steps, 1.0 - done / (k * steps)], axis=1))  # (N, 2)
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            obs[:, lay.clock_dims] = np.stack([1.0 - t / steps, 1.0 - done / (k * steps)], axis=1)  # (N, 2)
+        obs[:, lay.action] = self.prev_action  # (N, A)
+        obs[:, lay.reward] = self.prev_reward * self.reward_scale  # (N,)
+        obs[:, lay.episode_start] = self.episode_start
+        obs[:, lay.trial_start] = self.trial_start
+        return obs
 
     def _act(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
@@ -166,7 +173,7 @@ class _EpisodeRecorder:
 
 def _env_task_names(envs: Any) -> list[str]:
     """Each protocol env's class name (Meta-World's own lookup, as its loop does)."""
-    from metaworld.evaluation import _get_task_names
+    from metaworld.evaluation import _get_task_names  # Meta-World's own (private) lookup, as its loop does
 
     return list(_get_task_names(envs))
 
@@ -178,10 +185,8 @@ def _metaworld_benchmark(benchmark: str) -> Any:
     benchmark seed), so this protocol sees exactly the held-out goals that
     ``metarl evaluate`` samples from, and no 20-60 s benchmark rebuild is needed.
     """
-    import metaworld
+    import metaworld  # heavy, and it must come after any MUJOCO_GL choice: imported where used
     from metaworld import env_dict
-
-    from metarl.envs.metaworld_tasks import load_tasks
 
     if benchmark.startswith("ML1/"):
         task = benchmark[len("ML1/"):]
@@ -228,10 +233,8 @@ def metaworld_evaluate(
     Adaptation episodes default to K - 1 (at least 1), so the evaluation episode is
     the K-th attempt the agent was trained on.
     """
-    import metaworld
+    import metaworld  # heavy, and it must come after any MUJOCO_GL choice: imported where used
     from metaworld.evaluation import metalearning_evaluation
-
-    from metarl.envs.registry import check_split, get_benchmark, tasks
 
     s = resolve_settings(agent, EvalSettings(benchmark=benchmark, split=split, seed=seed, deterministic=deterministic,
                                              max_episode_steps=max_episode_steps))
@@ -251,13 +254,8 @@ def metaworld_evaluate(
     spec = get_benchmark(s.benchmark)
     space = spec.observation_space()
     action_dim = int(spec.action_space().shape[0])
-    clock = None
-    if agent_env_kwargs(agent).get("clock"):
-        from metarl.envs.metaworld_tasks import EPISODE_STEPS
-        from metarl.envs.trial import CLOCK_DIMS
-
-        clock = (int(s.max_episode_steps or EPISODE_STEPS), k)
-    check_compatible(agent, space.shape[0] + (CLOCK_DIMS if clock else 0) + action_dim + 3, action_dim, s.benchmark)
+    clock = (int(s.max_episode_steps or EPISODE_STEPS), k) if agent_env_kwargs(agent).get("clock") else None
+    check_compatible(agent, ObsLayout(space.shape[0], action_dim, clock is not None).dim, action_dim, s.benchmark)
     reward_scale = agent_reward_scale(agent)
     reward_scale = spec.default_reward_scale if reward_scale is None else float(reward_scale)
     extra = {} if s.max_episode_steps is None else {"max_episode_steps": int(s.max_episode_steps)}

@@ -4,9 +4,9 @@ Why this module exists (see /work/shared/notes/metaworld.md):
 - MuJoCo picks its OpenGL backend from ``MUJOCO_GL`` when it is first imported,
   so :func:`configure_gl` must run before ``mujoco``/``metaworld`` are imported
   (it can still repair the choice afterwards if PyOpenGL has not been loaded).
-- Software rendering (OSMesa) costs ~170 ms a frame with shadows and
-  multisampling; with shadows/reflections off, ``shadowsize = 0`` and
-  ``offsamples = 0`` it costs ~20 ms at 480x480.
+- Software rendering (OSMesa) is slow with shadows and multisampling; with
+  shadows/reflections off, ``shadowsize = 0`` and ``offsamples = 0`` it is
+  several times cheaper (figures: README, "Measured").
 - Meta-World's fixed ``corner*`` cameras are rolled by 180 degrees: their frames
   must be rotated (not mirrored) to come out upright.
 - Freeing one GL context can black out other live ones in the same process, so a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes.util
 import difflib
+import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from metarl.cli import CLIError
+from metarl.errors import CLIError
 
 # camera name -> number of quarter turns (np.rot90 k) that make its frames upright.
 # Only fixed cameras: the gripper-mounted ones (behindGripper, gripperPOV) move
@@ -66,7 +67,7 @@ def _gpu_present() -> bool:
 
 
 def default_every(backend: str) -> int:
-    """Render every step with EGL on a GPU (~10 ms a frame); every 4th in software (~20-50 ms)."""
+    """Render every step with EGL on a GPU; every 4th in software, several times slower a frame (README, "Measured")."""
     return 1 if backend == "egl" and _gpu_present() else 4
 
 
@@ -107,9 +108,7 @@ def configure_gl(backend: str | None = None) -> str:
     os.environ["MUJOCO_GL"] = backend
     os.environ["PYOPENGL_PLATFORM"] = backend
     if "mujoco" in sys.modules:
-        import importlib
-
-        from mujoco import gl_context
+        from mujoco import gl_context  # only when mujoco is already loaded: importing it picks the backend
 
         if getattr(gl_context, "_MUJOCO_GL", "") != backend:
             module = importlib.import_module(f"mujoco.{backend}")
@@ -126,7 +125,7 @@ def upright(frame: np.ndarray, camera: str) -> np.ndarray:
 
 @dataclass
 class RenderSettings:
-    """Cheap-but-readable render settings (shadows/reflections/multisampling cost 6x on CPU)."""
+    """Cheap-but-readable render settings (shadows/reflections/multisampling are costly on CPU)."""
 
     size: int = 480
     shadows: bool = False
@@ -141,7 +140,7 @@ class FrameRenderer:
     """
 
     def __init__(self, model: Any, data: Any, camera: str = "corner2", settings: RenderSettings | None = None):
-        import mujoco
+        import mujoco  # after configure_gl: MuJoCo reads MUJOCO_GL when first imported
 
         self.settings = settings or RenderSettings()
         self.camera = check_camera(camera)

@@ -42,6 +42,7 @@ def make_envs(env_cfg, split: str, num_envs: int, trial_autoreset: bool = True):
         reward_scale=env_cfg.reward_scale,
         workers=env_cfg.workers,
         spin=env_cfg.spin,
+        pipelined=env_cfg.collect_groups > 1,
         caller_share=env_cfg.caller_share,
         trial_autoreset=trial_autoreset,
         clock=env_cfg.clock,

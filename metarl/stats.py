@@ -1,13 +1,16 @@
 """Small statistics for evaluation tables and plots: bootstrap CIs and across-run spread.
 
-Kept dependency-free (numpy only) and seeded, so reported intervals are reproducible.
+Bootstrap intervals are ``scipy.stats.bootstrap``'s percentile method, seeded, so
+reported intervals are reproducible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+from scipy import stats as sps
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,7 @@ def bootstrap_ci(
     mean = float(x.mean())
     if x.size == 1 or np.all(x == x[0]):
         return Interval(mean, mean, mean)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(num_resamples, x.size))  # (R, n)
-    means = x[idx].mean(axis=1)  # (R,)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return Interval(mean, float(low), float(high))
+    return Interval(mean, *_percentile_bootstrap((x,), np.mean, confidence, num_resamples, seed))
 
 
 def stratified_bootstrap_ci(
@@ -66,15 +64,25 @@ def stratified_bootstrap_ci(
     mean = float(np.mean([a.mean() for a in arrays]))
     if all(np.all(a == a[0]) for a in arrays):
         return Interval(mean, mean, mean)
-    rng = np.random.default_rng(seed)
-    resampled = np.zeros(num_resamples)
-    for a in arrays:
-        idx = rng.integers(0, a.size, size=(num_resamples, a.size))  # (R, n_g)
-        resampled += a[idx].mean(axis=1)
-    resampled /= len(arrays)  # (R,) mean over groups
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(resampled, [alpha, 1.0 - alpha])
-    return Interval(mean, float(low), float(high))
+    # scipy resamples each sample on its own (``paired=False``): a stratified bootstrap. It
+    # refuses one-value samples, which every resample leaves as they are: their sum is a constant.
+    varied = tuple(a for a in arrays if a.size > 1)
+    fixed = float(sum(a[0] for a in arrays if a.size == 1))
+    if not varied:
+        return Interval(mean, mean, mean)
+
+    def mean_over_groups(*samples: np.ndarray, axis: int) -> np.ndarray:
+        return (np.sum([s.mean(axis=axis) for s in samples], axis=0) + fixed) / len(arrays)  # (R,)
+
+    return Interval(mean, *_percentile_bootstrap(varied, mean_over_groups, confidence, num_resamples, seed))
+
+
+def _percentile_bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[..., Any], confidence: float,
+                          num_resamples: int, seed: int) -> tuple[float, float]:
+    """(low, high) of ``scipy.stats.bootstrap``'s seeded percentile interval of ``statistic``."""
+    res = sps.bootstrap(samples, statistic, n_resamples=num_resamples, confidence_level=confidence,
+                        method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def mean_and_std(values: np.ndarray | list[float]) -> tuple[float, float]:

@@ -28,11 +28,12 @@ import torch
 
 from metarl import distributed as D
 from metarl.buffer import RolloutBuffer, chunk_length, compute_gae
-from metarl.checkpoint import CHECKPOINT_DIR, build_policy, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from metarl.agents import make_policy
+from metarl.checkpoint import CHECKPOINT_DIR, capture_rng, load_checkpoint, restore_rng, save_checkpoint, task_dim
 from metarl.config import TrainConfig, config_from_dict, config_to_dict, save_config
 from metarl.graphstep import PolicyStepper
 from metarl.logger import MetricsLogger, Progress
-from metarl.normalize import ObsNormalizer, ReturnScaler
+from metarl.normalize import ObsNormalizer, ReturnScaler, obs_mask
 from metarl.ppo import learning_rate, ppo_update
 from metarl.rollout import AttemptStats, collect, derive_seed, evaluate_trials, make_envs
 
@@ -120,11 +121,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     """Train (or resume) a run in ``run_dir``; returns counters and the last evaluation."""
     run_dir = Path(run_dir)
     # ---------------------------------------------------------------- setup
-    from metarl.agents import cell_class
     from metarl.envs.registry import get_benchmark
 
     get_benchmark(cfg.env.benchmark)  # unknown names fail here, in one line, before any output
-    cell_class(cfg.agent.cell)
     device = resolve_device(cfg.device)
     dist = D.init_distributed(device)
     device = D.rank_device(device, dist)
@@ -154,11 +153,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     steps_per_update = T * N * dist.world_size
     num_updates = max(1, math.ceil(cfg.total_steps / steps_per_update))
 
-    policy = build_policy(cfg, obs_dim, action_dim).to(device)
+    policy = make_policy(cfg.agent, obs_dim, action_dim, task_dim=task_dim(cfg)).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo.lr, eps=1e-5)
-    mask = np.zeros(obs_dim, dtype=bool)
-    mask[: obs_dim - action_dim - 3] = cfg.normalize.obs  # env dims
-    mask[obs_dim - 3] = cfg.normalize.reward_input  # previous-reward dim
+    mask = obs_mask(envs.obs_layout, cfg.normalize.obs, cfg.normalize.reward_input)
     obs_norm = ObsNormalizer(mask, clip=cfg.normalize.clip) if mask.any() else None
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
@@ -281,8 +278,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
 
             # 3. update normalisers from this rollout (all ranks' data)
             if obs_norm is not None:
-                obs_norm.rms.update_from_moments(*_merge_moments(rollout.raw_obs.reshape(T * N, -1)[:, obs_norm.mask]))
-                obs_norm._refresh()
+                obs_norm.update_from_moments(*_merge_moments(rollout.raw_obs.reshape(T * N, -1)[:, obs_norm.mask]))
             rewards = buffer.rewards
             if return_scaler is not None:
                 returns = return_scaler.discounted_returns(buffer.rewards).reshape(-1, 1)  # (T*N, 1)
@@ -405,7 +401,7 @@ def _gather_rng(generator: torch.Generator, dist: D.DistInfo) -> list:
 
 def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config stored in a run's last checkpoint, with optional ``--set`` overrides."""
-    from metarl.config import _merge, parse_overrides
+    from metarl.config import merge, parse_overrides
 
     state = load_checkpoint(run_dir)
-    return config_from_dict(_merge(state["config"], parse_overrides(overrides)))
+    return config_from_dict(merge(state["config"], parse_overrides(overrides)))

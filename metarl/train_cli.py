@@ -15,7 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
-from metarl.cli import CLIError
+from metarl.errors import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
 from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
@@ -210,7 +210,6 @@ def _describe_source(config: str | None, overrides: list[str]) -> tuple[Path | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from metarl.agents import cell_class
     from metarl.train import resume_config, train
 
     world = _world_size()
@@ -236,7 +235,6 @@ def run(args: argparse.Namespace) -> int:
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise CLIError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
         resume_at = None
-    cell_class(cfg.agent.cell)  # unknown cells fail in one line before the banner
     text = banner(cfg, source, run_dir, resume_at, world)  # unknown benchmark or device: one line, nothing printed
     if main:
         print(text, flush=True)

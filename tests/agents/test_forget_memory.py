@@ -310,7 +310,7 @@ def test_learn_forget_true_is_the_default_cell():
 
 
 def test_learn_forget_reaches_the_cell_from_the_config():
-    from metarl.checkpoint import build_policy
+    from metarl.agents import make_policy
     from metarl.config import config_from_dict
 
     small = {"slots": 4, "width": 3}
@@ -319,5 +319,5 @@ def test_learn_forget_reaches_the_cell_from_the_config():
                              (small, True)):
         cfg = config_from_dict({"agent": {"cell": "forget-memory", "hidden_size": 16, "encoder_sizes": [],
                                           "cell_options": options}})
-        policy = build_policy(cfg, obs_dim=7, action_dim=2)
+        policy = make_policy(cfg.agent, obs_dim=7, action_dim=2)
         assert policy.cell.learn_forget is learned and policy.cell.memory_heads.learn_forget is learned

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from metarl.agents import ActOutput, cells, make_policy
+from metarl.agents import ActOutput, AgentConfig, cells, make_policy
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ OBS, ACT, T, B = 6, 3, 9, 4
 
 def small_policy(cell: str, **kw):
     torch.manual_seed(0)
-    return make_policy(cell, OBS, ACT, hidden_size=16, encoder_sizes=(12,), **kw)
+    return make_policy(AgentConfig(cell=cell, hidden_size=16, encoder_sizes=[12], **kw), OBS, ACT)
 
 
 def resets() -> torch.Tensor:
@@ -126,7 +126,7 @@ def test_memoryless_policy_ignores_history_and_recurrent_policy_does_not():
 
 def test_unknown_cell_names_valid_ones():
     with pytest.raises(ValueError, match="lstm"):
-        make_policy("lstmm", OBS, ACT)
+        make_policy(AgentConfig(cell="lstmm"), OBS, ACT)
 
 
 @pytest.mark.parametrize("cell", [c for c in cells() if c not in ("mlp", "gru", "lstm")])
@@ -178,3 +178,17 @@ def test_act_samples_as_normal_sample_does(cell):
         torch.manual_seed(3)
         out = policy.act(obs, policy.initial_state(B), reset)
     assert torch.equal(out.action, ref)
+
+
+def test_one_agent_config_serves_the_trainer_and_the_factory():
+    from metarl.config import AgentConfig as TrainerAgentConfig
+    from metarl.config import ConfigError, load_config
+
+    assert TrainerAgentConfig is AgentConfig
+    cfg = load_config(None, ["agent.cell=gru", "agent.hidden_size=16", "agent.encoder_sizes=[12]"]).agent
+    policy = make_policy(cfg, OBS, ACT)
+    assert type(policy.cell).__name__ == "GRUCell" and policy.cell.hidden_size == 16 and policy.config is cfg
+    assert policy.task_head is None and make_policy(cfg, OBS, ACT, task_dim=3).task_head.out_features == 3
+    with pytest.raises(ConfigError, match=r"config key 'agent.cell': unknown cell 'lstmm'.*Valid cells:") as err:
+        load_config(None, ["agent.cell=lstmm"])
+    assert "\n" not in str(err.value)

@@ -86,7 +86,7 @@ def test_presets_load_and_default_to_forget_memory(name):
 
 
 def test_keyed_cell_options_apply_only_to_their_cell():
-    from metarl.checkpoint import cell_options_for
+    from metarl.agents import cell_options_for
 
     cfg = load_config(CONFIGS / "point_nav.yaml")
     assert cell_options_for(cfg.agent) == {"slots": 8, "width": 8}

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from metarl.agents import cells, make_policy
+from metarl.agents import AgentConfig, cells, make_policy
 from metarl.buffer import RolloutBuffer
 from metarl.config import PPOConfig
 from metarl.distributed import EvaluateForward, ddp_learner
@@ -39,7 +39,7 @@ def _filled_buffer(policy: torch.nn.Module, seed: int) -> RolloutBuffer:
 def test_every_parameter_gets_a_gradient_from_the_ppo_loss(cell):
     """Why DDP runs with find_unused_parameters=False: an unused parameter would make it fail."""
     torch.manual_seed(0)
-    policy = make_policy(cell, OBS, ACT, hidden_size=8, encoder_sizes=(8,))
+    policy = make_policy(AgentConfig(cell=cell, hidden_size=8, encoder_sizes=[8]), OBS, ACT)
     buf = _filled_buffer(policy, seed=1)
     mb = next(buf.minibatches(1, torch.Generator().manual_seed(0)))
     terms = ppo_loss(*EvaluateForward(policy)(mb.obs, mb.state0, mb.resets, mb.actions), mb, PPOConfig())
@@ -58,7 +58,7 @@ def _ddp_vs_manual(rank: int, world: int, init_file: str, out_dir: str) -> None:
         results = {}
         for cell in DDP_CELLS:
             torch.manual_seed(0)  # same initial parameters on every rank
-            ddp_policy = make_policy(cell, OBS, ACT, hidden_size=8, encoder_sizes=(8,))
+            ddp_policy = make_policy(AgentConfig(cell=cell, hidden_size=8, encoder_sizes=[8]), OBS, ACT)
             manual_policy = copy.deepcopy(ddp_policy)
             initial = copy.deepcopy(ddp_policy.state_dict())
             buf = _filled_buffer(ddp_policy, seed=100 + rank)  # each rank its own data

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.agents import make_policy
+from metarl.agents import AgentConfig, make_policy
 from metarl.buffer import RolloutBuffer
 from metarl.envs import make_vec
 from metarl.graphstep import PolicyStepper, act_with_noise
@@ -17,7 +17,7 @@ CELLS = ["forget-memory", "lstm", "mlp"]
 
 def _policy(cell: str, device="cpu", obs_dim: int = 12, act_dim: int = 3):
     torch.manual_seed(0)
-    return make_policy(cell, obs_dim, act_dim, hidden_size=16, encoder_sizes=(16,)).to(device)
+    return make_policy(AgentConfig(cell=cell, hidden_size=16, encoder_sizes=[16]), obs_dim, act_dim).to(device)
 
 
 def _steps(policy, step_fn, B: int, T: int, device) -> list[torch.Tensor]:
@@ -60,7 +60,7 @@ def test_slots_keep_their_own_outputs():
 
 @pytest.mark.parametrize("groups", [1, 2])
 def test_collect_with_a_stepper_equals_collect_without(groups):
-    envs = make_vec("point-nav", num_envs=4, episodes_per_trial=2, max_episode_steps=10, workers=0)
+    envs = make_vec("point-nav", num_envs=4, episodes_per_trial=2, max_episode_steps=10, workers=0, pipelined=groups > 1)
     obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     policy = _policy("forget-memory", obs_dim=obs_dim, act_dim=act_dim)
     results = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.agents import make_policy
+from metarl.agents import AgentConfig, make_policy
 from metarl.buffer import RolloutBuffer
 from metarl.envs import make_vec
 from metarl.graphstep import act_with_noise
@@ -53,10 +53,10 @@ def _assert_same(a, b) -> None:
 
 def _setup(benchmark: str, workers: int, cell: str, trial_autoreset: bool = True):
     envs = make_vec(benchmark, num_envs=N, episodes_per_trial=K, max_episode_steps=L, workers=workers,
-                    trial_autoreset=trial_autoreset)
+                    trial_autoreset=trial_autoreset, pipelined=True)
     obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
     torch.manual_seed(0)
-    policy = make_policy(cell, obs_dim, act_dim, hidden_size=32, encoder_sizes=(32,))
+    policy = make_policy(AgentConfig(cell=cell, hidden_size=32, encoder_sizes=[32]), obs_dim, act_dim)
     mask = np.zeros(obs_dim, dtype=bool)
     mask[: obs_dim - act_dim - 3] = True
     obs_norm = ObsNormalizer(mask)
@@ -96,7 +96,7 @@ def test_stop_mid_way_leaves_the_env_usable() -> None:
 @pytest.mark.parametrize("cell", ["forget-memory", "mlp"])
 def test_given_noise_samples_exactly_as_policy_act(cell: str) -> None:
     torch.manual_seed(0)
-    policy = make_policy(cell, 12, 3, hidden_size=16, encoder_sizes=(16,))
+    policy = make_policy(AgentConfig(cell=cell, hidden_size=16, encoder_sizes=[16]), 12, 3)
     with torch.no_grad():
         policy.actor_log_std.copy_(torch.tensor([-9.0, 0.3, 5.0]))  # both clamp bounds and inside
     obs, reset = torch.randn(5, 12), torch.tensor([True, False, True, True, False])

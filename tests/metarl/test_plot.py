@@ -118,16 +118,16 @@ def test_trace_memory_plays_one_held_out_trial_of_a_memory_cell() -> None:
     import torch
 
     from metarl.agent import Agent
-    from metarl.agents import make_policy
+    from metarl.agents import AgentConfig, make_policy
     from metarl.envs import make_env
     from metarl.plot import trace_memory
 
     env = make_env("point-nav")
     dims = env.observation_space.shape[0], env.action_space.shape[0]
     torch.manual_seed(0)
-    memory = trace_memory(Agent(policy=make_policy("forget-memory", *dims, hidden_size=16)), "point-nav",
+    memory = trace_memory(Agent(policy=make_policy(AgentConfig("forget-memory", 16, encoder_sizes=[256, 256]), *dims)), "point-nav",
                           episodes_per_trial=3)
     assert memory["forget"].shape[0] == 3 * 20 and memory["episode_starts"].tolist() == [0, 20, 40]
     assert memory["successes"].shape == (3,) and str(memory["task"]) == "point-nav"
     assert np.all((memory["forget"] >= 0) & (memory["forget"] <= 1))
-    assert trace_memory(Agent(policy=make_policy("gru", *dims, hidden_size=16)), "point-nav") == {}  # no memory
+    assert trace_memory(Agent(policy=make_policy(AgentConfig("gru", 16, encoder_sizes=[256, 256]), *dims)), "point-nav") == {}  # no memory

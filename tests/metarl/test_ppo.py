@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.agents import make_policy
+from metarl.agents import AgentConfig, make_policy
 from metarl.buffer import RolloutBuffer, chunk_length, compute_gae
 from metarl.config import PPOConfig
 from metarl.envs import make_vec
@@ -60,7 +60,8 @@ def test_first_minibatch_ratio_is_one_with_stored_states(cell, bptt):
     torch.manual_seed(0)
     envs = make_vec("point-nav", num_envs=4, episodes_per_trial=2)
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    policy = make_policy(cell, D, A, hidden_size=16, encoder_sizes=(16,), cell_options={"slots": 4, "width": 4} if cell == "forget-memory" else None)
+    policy = make_policy(AgentConfig(cell=cell, hidden_size=16, encoder_sizes=[16],
+                                     cell_options={"slots": 4, "width": 4} if cell == "forget-memory" else {}), D, A)
     T = envs.trial_length
     buf = RolloutBuffer(T, 4, D, A, chunk_length(T, bptt))
     norm = ObsNormalizer(np.r_[np.ones(2, bool), np.zeros(D - 2, bool)])
@@ -83,7 +84,7 @@ def test_first_minibatch_ratio_is_one_with_stored_states(cell, bptt):
 def test_memory_resets_only_at_trial_start():
     envs = make_vec("point-nav", num_envs=2, episodes_per_trial=3)
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    policy = make_policy("gru", D, A, hidden_size=8, encoder_sizes=())
+    policy = make_policy(AgentConfig(cell="gru", hidden_size=8, encoder_sizes=[]), D, A)
     buf = RolloutBuffer(envs.trial_length, 2, D, A, envs.trial_length)
     collect(envs, policy, buf, None, seed=0)
     assert buf.resets[0].all() and not buf.resets[1:].any()
@@ -93,7 +94,7 @@ def test_memory_resets_only_at_trial_start():
 def test_nonfinite_loss_is_reported_with_step():
     envs = make_vec("bandit", num_envs=2, episodes_per_trial=3)
     D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    policy = make_policy("mlp", D, A, hidden_size=8, encoder_sizes=())
+    policy = make_policy(AgentConfig(cell="mlp", hidden_size=8, encoder_sizes=[]), D, A)
     buf = RolloutBuffer(envs.trial_length, 2, D, A, envs.trial_length)
     collect(envs, policy, buf, None, seed=0)
     buf.returns[0, 0] = float("nan")

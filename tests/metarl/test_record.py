@@ -66,13 +66,13 @@ def test_mp4_has_one_frame_per_every_steps_and_the_requested_size(reach_run: Pat
 
 def test_gif_with_memory_strip_and_diagnostics_file(tmp_path: Path) -> None:
     from metarl.agent import Agent
-    from metarl.agents import make_policy
+    from metarl.agents import AgentConfig, make_policy
     from metarl.envs import make_env
 
     env = make_env("point-nav")
     torch.manual_seed(0)
-    agent = Agent(policy=make_policy("forget-memory", env.observation_space.shape[0], env.action_space.shape[0],
-                                     hidden_size=16))
+    agent = Agent(policy=make_policy(AgentConfig("forget-memory", 16, encoder_sizes=[256, 256]),
+                                     env.observation_space.shape[0], env.action_space.shape[0]))
     out = tmp_path / "pn.gif"
     paths = record(agent, RecordSettings(task="point-nav", out=out, benchmark="point-nav", every=5, size=64,
                                          episodes_per_trial=2, trials=2, progress=False))

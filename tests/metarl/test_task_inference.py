@@ -8,7 +8,8 @@ import torch
 
 from metarl import train as train_mod
 from metarl.buffer import RolloutBuffer
-from metarl.checkpoint import build_policy, load_agent, load_checkpoint
+from metarl.agents import make_policy
+from metarl.checkpoint import load_agent, load_checkpoint, task_dim
 from metarl.config import load_config
 from metarl.envs import make_vec
 from metarl.envs.registry import task_set, task_vectors
@@ -44,7 +45,8 @@ def test_toy_task_vectors_and_a_benchmark_without_them():
 
 def test_collect_records_each_envs_trial_task():
     envs = make_vec("point-nav", num_envs=5, episodes_per_trial=2, max_episode_steps=4, workers=0)
-    policy = build_policy(load_config(None, TOY), envs.single_observation_space.shape[0], 2)
+    cfg = load_config(None, TOY)
+    policy = make_policy(cfg.agent, envs.single_observation_space.shape[0], 2, task_dim=task_dim(cfg))
     buf = RolloutBuffer(envs.trial_length, 5, envs.single_observation_space.shape[0], 2, envs.trial_length)
     rollout = collect(envs, policy, buf, None, seed=11)
     _, infos = envs.reset(seed=11)  # the same seed starts the same tasks
@@ -77,9 +79,9 @@ def test_training_with_task_inference_learns_to_infer_the_goal_and_the_agent_eva
 
 def test_without_task_coef_the_policy_has_no_task_head():
     cfg = load_config(None, TOY)
-    assert build_policy(cfg, 7, 2).task_head is None
+    assert make_policy(cfg.agent, 7, 2, task_dim=task_dim(cfg)).task_head is None
     with pytest.raises(ValueError, match="no task-inference head"):
-        p = build_policy(cfg, 7, 2)
+        p = make_policy(cfg.agent, 7, 2, task_dim=task_dim(cfg))
         p.evaluate(torch.zeros(2, 1, 7), p.initial_state(1), torch.zeros(2, 1, dtype=torch.bool), torch.zeros(2, 1, 2), with_task=True)
 
 
@@ -88,7 +90,7 @@ def test_task_input_heads_read_the_detached_prediction_and_step_equals_sequence(
     one-step path equals the sequence path, and only the task loss reaches the task head."""
     cfg = load_config(None, TOY + ["ppo.task_coef=1.0", "agent.task_input=true"])
     torch.manual_seed(0)
-    policy = build_policy(cfg, 7, 2)
+    policy = make_policy(cfg.agent, 7, 2, task_dim=task_dim(cfg))
     assert policy.task_trunk is not None
     T, B = 5, 3
     obs, reset = torch.randn(T, B, 7), torch.zeros(T, B, dtype=torch.bool)

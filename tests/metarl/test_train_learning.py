@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.checkpoint import build_policy, load_agent
+from metarl.agents import make_policy
+from metarl.checkpoint import load_agent, task_dim
 from metarl.config import load_config
 from metarl.rollout import derive_seed, evaluate_trials, make_envs
 from metarl.train import train
@@ -51,7 +52,8 @@ def _train_and_evaluate(tmp_path, case: str, cell: str):
     trained = _returns_by_attempt(cfg, agent.policy, agent.normalize_obs)
     torch.manual_seed(0)
     envs = make_envs(cfg.env, "train", 1)
-    fresh = build_policy(cfg, envs.single_observation_space.shape[0], envs.single_action_space.shape[0])
+    fresh = make_policy(cfg.agent, envs.single_observation_space.shape[0], envs.single_action_space.shape[0],
+                        task_dim=task_dim(cfg))
     envs.close()
     untrained = _returns_by_attempt(cfg, fresh, None)
     return trained, untrained, margin

@@ -1,4 +1,5 @@
-"""Group steps of the vector env: same results as plain steps on the same seeds and actions."""
+"""The pipelined vector env: group steps give the same results as plain steps on the same seeds and
+actions; spinning workers give the same results as blocking ones."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import numpy as np
 import pytest
 
 from metarl.envs import make_vec
-from metarl.envs.vector import INFO_KEYS
+from metarl.envs.pipelined import PipelinedTrialVectorEnv
+from metarl.envs.vector import INFO_KEYS, TrialVectorEnv
+from test_vector import _compare_with_single_envs  # tests/envs is on sys.path (pytest rootdir import mode)
 
 K, L = 2, 5
 
 
 def _pair(benchmark: str, num_envs: int, workers: int, caller_share: float = 0.0):
     kw = dict(num_envs=num_envs, episodes_per_trial=K, max_episode_steps=L, workers=workers, caller_share=caller_share)
-    return make_vec(benchmark, **kw), make_vec(benchmark, **kw)
+    return make_vec(benchmark, **kw), make_vec(benchmark, pipelined=True, **kw)
 
 
 @pytest.mark.parametrize("benchmark,num_envs,workers,groups,caller_share", [
@@ -60,7 +63,7 @@ def test_group_steps_equal_plain_steps(benchmark: str, num_envs: int, workers: i
 
 
 def test_group_step_misuse_is_refused() -> None:
-    envs = make_vec("ML1/reach-v3", num_envs=4, episodes_per_trial=K, max_episode_steps=L, workers=2)
+    envs = make_vec("ML1/reach-v3", num_envs=4, episodes_per_trial=K, max_episode_steps=L, workers=2, pipelined=True)
     try:
         with pytest.raises(ValueError, match="groups must be"):
             envs.split_groups(5)
@@ -81,3 +84,53 @@ def test_group_step_misuse_is_refused() -> None:
         envs.step_group_wait(b)
     finally:
         envs.close()
+
+
+def test_make_vec_builds_the_pipelined_variant_only_when_asked() -> None:
+    plain = make_vec("bandit", num_envs=2)
+    assert type(plain) is TrialVectorEnv and not hasattr(plain, "split_groups")
+    plain.close()
+    for kw in ({"pipelined": True}, {"spin": 0.001}):
+        envs = make_vec("bandit", num_envs=2, **kw)
+        assert isinstance(envs, PipelinedTrialVectorEnv)
+        envs.close()
+
+
+def test_spinning_workers_give_the_same_results_and_bad_spin_is_one_line() -> None:
+    _compare_with_single_envs("bandit", num_envs=3, workers=2, spin=0.002)
+    for bad in (-0.1, 2.0, "1ms"):
+        with pytest.raises(ValueError, match="spin must be seconds in") as err:
+            make_vec("bandit", num_envs=2, workers=1, spin=bad)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("benchmark,workers,caller_share", [
+    ("ML1/reach-v3", 1, 1.0),  # a worker's block and the caller's
+    ("bandit", 0, None),  # in process
+])
+def test_group_steps_without_trial_autoreset_wait_for_reset(benchmark, workers, caller_share) -> None:
+    held = make_vec(benchmark, num_envs=3, episodes_per_trial=K, max_episode_steps=L, workers=workers,
+                    caller_share=caller_share, trial_autoreset=False, pipelined=True)
+    try:
+        n_act = held.single_action_space.shape[0]
+        actions = np.zeros((3, n_act), dtype=np.float32)
+        held.reset(seed=40)
+        for _ in range(held.trial_length):
+            held.step(actions)
+        with pytest.raises(ValueError, match=r"envs \[1\] ended their trial"):
+            held.step_group_async(np.array([1]), actions[1:2])
+        # Group steps still in flight when the trial ends are booked before the next step.
+        held.reset(seed=0)
+        groups = held.split_groups(2)
+        for step in range(held.trial_length):
+            for g in groups:
+                held.step_group_async(g, np.zeros((len(g), n_act), dtype=np.float32))
+            if step < held.trial_length - 1:
+                for g in groups:
+                    held.step_group_wait(g)
+        with pytest.raises(ValueError, match="ended their trial"):
+            held.step(np.zeros((3, n_act), dtype=np.float32))
+        held.reset(seed=0)
+        held.step(np.zeros((3, n_act), dtype=np.float32))  # a reset opens the next trial
+    finally:
+        held.close()
