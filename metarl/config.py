@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from metarl.kinds import get_kind
+
 
 class ConfigError(ValueError):
     """A bad config key or value (one line, names the closest valid key)."""
@@ -70,8 +72,13 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """The policy: a cell (memory) under an actor-critic."""
+    """The policy: a cell (memory) under an actor-critic, or an SB3 baseline."""
 
+    kind: str = "metarl"
+    """Learner (``metarl.kinds``): ``metarl`` (RL² PPO over ``cell``), ``sb3-ppo`` (SB3 PPO, MlpPolicy: the
+    memoryless control) or ``sb3-recurrent-ppo`` (sb3-contrib RecurrentPPO, MlpLstmPolicy). The SB3 kinds train
+    on the same trial envs, one whole trial per env per update, with ``hidden_size``, ``encoder_sizes``,
+    ``init_log_std``, the ``ppo.*`` keys SB3 has and SB3's VecNormalize for ``normalize.*``; ``cell`` is unused."""
     cell: str = "forget-memory"
     """Cell name from ``metarl.agents.cells()``; ``mlp`` is the memoryless control."""
     hidden_size: int = 128
@@ -392,6 +399,17 @@ def validate(cfg: TrainConfig) -> None:
         "ppo.lr_schedule": cfg.ppo.lr_schedule,
         "ppo.trial_end": cfg.ppo.trial_end,
     }
+    try:
+        kind = get_kind(cfg.agent.kind)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'agent.kind': {exc}") from None
+    if kind.is_sb3:
+        unsupported = {"ppo.task_coef": cfg.ppo.task_coef > 0, "cuda_graph": cfg.cuda_graph,
+                       "env.collect_groups": cfg.env.collect_groups > 1}
+        for key, bad in unsupported.items():
+            if bad:
+                raise ConfigError(f"config key '{key}' has no SB3 counterpart: leave it at its default "
+                                  f"with agent.kind={cfg.agent.kind}")
     for key, value in flat.items():
         if value not in _CHOICES[key]:
             close = difflib.get_close_matches(value, _CHOICES[key], n=1)

@@ -50,7 +50,8 @@ class RunData:
     def label(self) -> str:
         env, agent = self.config.get("env", {}), self.config.get("agent", {})
         if env or agent:
-            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?')}"
+            kind = agent.get("kind", "metarl")
+            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?') if kind == 'metarl' else kind}"
         return self.path.name
 
 
