@@ -43,7 +43,7 @@ from metarl.envs import TRIAL_START, make_env
 from metarl.kinds import get_kind
 from metarl.logger import MetricsLogger, Progress
 from metarl.rollout import AttemptStats, derive_seed, make_envs
-from metarl.train import EVAL_STREAM, TrainResult, _metric_columns, _StopFlag, resolve_device
+from metarl.train import EVAL_STREAM, TrainResult, metric_columns, StopFlag, resolve_device
 
 #: agent kind -> (SB3 algorithm class, policy name)
 SB3_ALGOS: dict[str, tuple[type, str]] = {
@@ -205,7 +205,7 @@ class _Loop(BaseCallback):
     progress bar, Ctrl-C. An update's row is written once SB3 has trained on it (at the next rollout start)."""
 
     def __init__(self, model: Any, cfg: TrainConfig, run_dir: Path, norm: VecNormalize | None, spu: int,
-                 num_updates: int, k: int, logger: MetricsLogger, progress: Progress, stop: _StopFlag) -> None:
+                 num_updates: int, k: int, logger: MetricsLogger, progress: Progress, stop: StopFlag) -> None:
         super().__init__()
         self.model = model  # SB3 sets it again in learn(); saving before learn needs it now
         self.cfg, self.run_dir, self.norm, self.spu, self.num_updates, self.k = cfg, run_dir, norm, spu, num_updates, k
@@ -312,9 +312,9 @@ def train_sb3(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tr
     spu = trial_length * venv.num_envs
     num_updates = max(1, math.ceil(cfg.total_steps / spu))
     planned = min(num_updates, cfg.max_updates) if cfg.max_updates else num_updates
-    logger = MetricsLogger(run_dir, columns=_metric_columns(k), tensorboard=cfg.tensorboard)
+    logger = MetricsLogger(run_dir, columns=metric_columns(k), tensorboard=cfg.tensorboard)
     progress = Progress(num_updates * spu, enabled=cfg.progress)
-    stop = _StopFlag()
+    stop = StopFlag()
     loop = _Loop(model, cfg, run_dir, norm, spu, num_updates, k, logger, progress, stop)
     stop.install()
     try:

@@ -175,7 +175,7 @@ def test_ctrl_c_while_envs_are_built_is_delivered_afterwards(monkeypatch):
         return "envs"
 
     monkeypatch.setattr(train_mod, "make_envs", build)
-    stop = train_mod._StopFlag()
+    stop = train_mod.StopFlag()
     stop.install()
     try:
         assert train_mod._make_envs_deferring_sigint(None, "train", 2) == "envs"
