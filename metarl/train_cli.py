@@ -17,7 +17,7 @@ from pathlib import Path
 
 from metarl.cli import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
-from metarl.kinds import agent_label, get_kind, trainer
+from metarl.kinds import agent_kinds, agent_label, get_kind, trainer
 from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
 DEFAULT_RUNS = Path("runs")
@@ -33,7 +33,9 @@ def add_parser(subparsers) -> None:
             "Train a memory policy across a task distribution (RL² with recurrent PPO). "
             "Without CONFIG the default preset runs: forget-memory on ML1/reach-v3, "
             "short enough for a laptop, ending with a held-out evaluation. "
-            "CONFIG may also name a preset of configs/ (metarl train ml1_reach)."
+            "CONFIG may also name a preset of configs/ (metarl train ml1_reach). "
+            f"--set agent.kind=KIND picks the learner ({', '.join(agent_kinds())}; default metarl): "
+            "the sb3-* kinds train Stable-Baselines3 baselines on the same trial envs into the same run layout."
         ),
     )
     p.add_argument("config", nargs="?",

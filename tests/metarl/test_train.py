@@ -336,6 +336,7 @@ def test_train_presets_by_name_and_their_errors(capsys, tmp_path, monkeypatch):
     help_text = " ".join(capsys.readouterr().out.split())
     for name in ["bandit", "ml1_reach", "ml10", "point_nav"]:
         assert name in help_text
+    assert "agent.kind=KIND picks the learner (metarl, sb3-ppo, sb3-recurrent-ppo; default metarl)" in help_text
     err = _one_line_error(["ml1_rech"], capsys, "did you mean preset 'ml1_reach'?")
     assert "presets: bandit, ml10, ml1_pick_place" in err
     # a preset name is found from any working directory: it loads (then the typo'd cell stops it)
