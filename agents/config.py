@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class AgentConfig:
-    """The policy: a cell (memory) under an actor-critic."""
+    """The policy: a cell (memory) under an actor-critic, or an SB3 baseline."""
 
+    kind: str = "metarl"
+    """Learner (``metarl.kinds``): ``metarl`` (RL² PPO over ``cell``), ``sb3-ppo`` (SB3 PPO, MlpPolicy: the
+    memoryless control) or ``sb3-recurrent-ppo`` (sb3-contrib RecurrentPPO, MlpLstmPolicy). The SB3 kinds train
+    on the same trial envs, one whole trial per env per update, with ``hidden_size``, ``encoder_sizes``,
+    ``init_log_std``, the ``ppo.*`` keys SB3 has and SB3's VecNormalize for ``normalize.*``; ``cell`` is unused."""
     cell: str = "forget-memory"
     """Cell name from ``metarl.agents.cells()``; ``mlp`` is the memoryless control."""
     hidden_size: int = 128

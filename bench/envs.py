@@ -149,7 +149,8 @@ def _memory(pids: list[int]) -> tuple[float, float]:
     return rss, pss
 
 
-def memory_only(args: argparse.Namespace) -> None:
+def memory_only(args: argparse.Namespace) -> dict[str, float]:
+    """Build and step ``make_vec`` alone; print and return its resident memory (MB) and build time (s)."""
     t0 = time.perf_counter()
     envs = make_vec(args.benchmark, split=args.split, num_envs=args.num_envs,
                     max_episode_steps=args.max_episode_steps, workers=args.workers, seed=0)
@@ -165,7 +166,9 @@ def memory_only(args: argparse.Namespace) -> None:
           f"built in {built:.1f} s")
     print(f"resident memory: RSS sum {rss:.0f} MB, PSS sum {pss:.0f} MB "
           f"({len(pids)} processes, main included)")
+    workers = envs.num_workers
     envs.close()
+    return {"rss_mb": rss, "pss_mb": pss, "build_s": built, "processes": len(pids), "workers": workers}
 
 
 def main() -> None:

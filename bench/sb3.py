@@ -1,78 +1,89 @@
-"""Training throughput: metarl's RL² PPO vs sb3-contrib's RecurrentPPO on the same env and cores.
+"""Whole-training throughput: metarl's RL² PPO vs sb3-contrib's RecurrentPPO, through the same door.
 
-Both train on the same trial env (``metarl.envs.make_env``), ``--num-envs``
-copies in one process, for about ``--steps`` env steps; each side reports env
-steps per second of wall time for the whole ``learn``/``train`` call
-(collection + updates). sb3 runs with its default settings (MlpLstmPolicy,
-n_steps 128, 4 epochs) unless overridden; metarl with the given cell.
+Both train one config that differs only in ``agent.kind`` (``metarl`` with
+``--cell`` vs ``sb3-recurrent-ppo``): the same trial envs, one whole trial
+per env per update, the same PPO epochs and minibatches, and ``--hidden``
+as the cell width and the LSTM width. Runs alternate (ours, theirs, ours,
+...) so background load hits both alike. Each run's env steps per second
+come from its metrics.csv (``charts/sps``: collection + update, without
+setup and evaluation), first update excluded as warm-up.
 
-    python bench/sb3.py                         # ML1/reach-v3, 1 env, CPU
+    python bench/sb3.py                         # ML1/reach-v3, 4 envs, CPU
     python bench/sb3.py --num-envs 8 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import statistics
 import tempfile
-import time
+from pathlib import Path
 
 import torch
 
-from metarl.config import load_config
-from metarl.envs import make_env
-from metarl.train import train
+from metarl.config import TrainConfig, load_config
+from metarl.kinds import trainer
+
+KINDS = ("metarl", "sb3-recurrent-ppo")
 
 
-def sb3_sps(a: argparse.Namespace) -> float:
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    def factory(i: int):
-        return lambda: make_env(a.benchmark, episodes_per_trial=a.episodes_per_trial, max_episode_steps=a.max_episode_steps,
-                                env_index=i, num_envs=a.num_envs, seed=i)
-
-    venv = DummyVecEnv([factory(i) for i in range(a.num_envs)])
-    device = "cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device)
-    model = RecurrentPPO("MlpLstmPolicy", venv, device=device, seed=0, verbose=0)
-    model.learn(total_timesteps=min(a.steps, 512))  # warm-up (imports, first allocations)
-    t0 = time.perf_counter()
-    model.learn(total_timesteps=a.steps, reset_num_timesteps=True)
-    sps = a.steps / (time.perf_counter() - t0)
-    venv.close()
-    return sps
+def bench_config(benchmark: str = "ML1/reach-v3", num_envs: int = 4, episodes_per_trial: int = 2,
+                 max_episode_steps: int = 100, cell: str = "forget-memory", hidden: int = 128, updates: int = 3,
+                 device: str = "auto", workers: int | None = None, warmup: int = 1) -> TrainConfig:
+    """The config both learners train (``agent.kind`` set per run): ``warmup`` + ``updates`` updates."""
+    overrides = [
+        f"env.benchmark={benchmark}", f"env.num_envs={num_envs}", f"env.episodes_per_trial={episodes_per_trial}",
+        f"env.max_episode_steps={max_episode_steps}", f"agent.cell={cell}", f"agent.hidden_size={hidden}",
+        f"device={device}", "eval_interval=0", "env.eval_num_envs=1", "progress=false", "tensorboard=false",
+        f"total_steps={num_envs * episodes_per_trial * max_episode_steps * (warmup + updates)}",
+    ]
+    if workers is not None:
+        overrides.append(f"env.workers={workers}")
+    return load_config(None, overrides)
 
 
-def metarl_sps(a: argparse.Namespace) -> float:
-    trial = a.episodes_per_trial * a.max_episode_steps
-    cfg = load_config(None, [
-        f"env.benchmark={a.benchmark}", f"env.num_envs={a.num_envs}", "env.workers=0",
-        f"env.episodes_per_trial={a.episodes_per_trial}", f"env.max_episode_steps={a.max_episode_steps}",
-        f"agent.cell={a.cell}", f"ppo.bptt_len={a.max_episode_steps}", f"device={a.device}",
-        "eval_interval=0", "env.eval_num_envs=1", "progress=false", "tensorboard=false",
-        f"total_steps={max(a.steps, trial * a.num_envs)}",
-    ])
+def training_rates(cfg: TrainConfig, kind: str, warmup: int = 1) -> list[float]:
+    """Env steps/s of each update after the first ``warmup``, training ``cfg`` with ``agent.kind = kind``."""
+    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, kind=kind))
     with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
-        result = train(cfg, d)
-        # Subtract nothing: setup and the final evaluation count against metarl, so this is conservative.
-        return result.env_steps / (time.perf_counter() - t0)
+        trainer(kind)(cfg, d)
+        with open(Path(d) / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    return [float(r["charts/sps"]) for r in rows[warmup:]]
 
 
-def main() -> None:
+def compare(cfg: TrainConfig, repeats: int = 2, warmup: int = 1) -> dict[str, list[float]]:
+    """Per kind, the env steps/s of every timed update over ``repeats`` alternating runs."""
+    rates: dict[str, list[float]] = {k: [] for k in KINDS}
+    for _ in range(repeats):
+        for kind in KINDS:
+            rates[kind] += training_rates(cfg, kind, warmup)
+    return rates
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--benchmark", default="ML1/reach-v3")
-    p.add_argument("--num-envs", type=int, default=1)
+    p.add_argument("--num-envs", type=int, default=4)
     p.add_argument("--episodes-per-trial", type=int, default=2)
-    p.add_argument("--max-episode-steps", type=int, default=500)
-    p.add_argument("--steps", type=int, default=4000, help="env steps each side trains for")
+    p.add_argument("--max-episode-steps", type=int, default=100)
+    p.add_argument("--updates", type=int, default=3, help="timed updates per run (one more warms up)")
+    p.add_argument("--repeats", type=int, default=2, help="alternating runs per learner")
     p.add_argument("--cell", default="forget-memory")
+    p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--device", default="auto")
-    a = p.parse_args()
-    ours = metarl_sps(a)
-    theirs = sb3_sps(a)
-    print(f"{a.benchmark}  {a.num_envs} env(s)  {torch.get_num_threads()} torch threads")
-    print(f"sb3-contrib RecurrentPPO (defaults)  {theirs:8.0f} env steps/s")
-    print(f"metarl RL² PPO ({a.cell})      {ours:8.0f} env steps/s   ({ours / theirs:.1f}x)")
+    a = p.parse_args(argv)
+    cfg = bench_config(a.benchmark, a.num_envs, a.episodes_per_trial, a.max_episode_steps, a.cell, a.hidden,
+                       a.updates, a.device)
+    rates = compare(cfg, a.repeats)
+    ours, theirs = (statistics.median(rates[k]) for k in KINDS)
+    print(f"{a.benchmark}  {a.num_envs} envs  trial {a.episodes_per_trial} x {a.max_episode_steps}  "
+          f"hidden {a.hidden}  {torch.get_num_threads()} torch threads")
+    print(f"sb3-contrib RecurrentPPO        {theirs:8.0f} env steps/s (median of {len(rates[KINDS[1]])} updates)")
+    print(f"metarl RL² PPO ({a.cell})  {ours:8.0f} env steps/s   ({ours / theirs:.1f}x)")
+    return rates
 
 
 if __name__ == "__main__":

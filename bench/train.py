@@ -67,7 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def random_action_sps(cfg, trials: int) -> float:
-    """Median steps/s of the vector env stepping uniform random actions over whole trials.
+    """Median of :func:`random_action_rates`."""
+    return statistics.median(random_action_rates(cfg, trials))
+
+
+def random_action_rates(cfg, trials: int) -> list[float]:
+    """Steps/s of the vector env stepping uniform random actions over whole trials, one per trial.
 
     Per trial it does the env work collection does: one trial reset (here the
     autoreset in the last step; in training, with ``trial_autoreset=False``,
@@ -85,7 +90,7 @@ def random_action_sps(cfg, trials: int) -> float:
             envs.step(actions[t])
         rates.append(N * T / (time.perf_counter() - t0))
     envs.close()
-    return statistics.median(rates)
+    return rates
 
 
 class _Timed:
@@ -142,7 +147,7 @@ def collection_sps(cfg, device: torch.device, variants: list[tuple[int, bool]], 
             del policy.act
         for name in names:
             delattr(envs, name)
-        out[v] = {"sps": statistics.median(rates[v]), "policy_share": act.seconds / total,
+        out[v] = {"sps": statistics.median(rates[v]), "rates": rates[v], "policy_share": act.seconds / total,
                   "env_wait_share": sum(c.seconds for c in env_calls) / total,
                   "graphed": bool(steppers[v] is not None and steppers[v].graphed)}
     envs.close()
@@ -184,8 +189,8 @@ def main(argv: list[str] | None = None) -> dict:
         "cell": a.cell, "device": device.type, "torch_threads": threads, "groups": a.groups,
         "random_sps": random_sps, "collect_seq_sps": seq["sps"], "collect_pipelined_sps": pipe["sps"],
         "collect_seq_ratio": seq["sps"] / random_sps, "collect_pipelined_ratio": pipe["sps"] / random_sps,
-        "collect_seq_shares": {k: v for k, v in seq.items() if k != "sps"},
-        "collect_pipelined_shares": {k: v for k, v in pipe.items() if k != "sps"},
+        "collect_seq_shares": {k: v for k, v in seq.items() if k not in ("sps", "rates")},
+        "collect_pipelined_shares": {k: v for k, v in pipe.items() if k not in ("sps", "rates")},
         "collect_graph": {f"{g} groups": c for (g, graphed), c in coll.items() if graphed},
         "train_collect_sps": collect_sps, "train_sps": train_sps,
         "train_collect_ratio": collect_sps / random_sps, "train_ratio": train_sps / random_sps,

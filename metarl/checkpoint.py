@@ -132,8 +132,14 @@ def load_agent(run_dir_or_checkpoint: str | Path, device: str | torch.device = "
     """The trained :class:`metarl.agent.Agent` of a run (``checkpoints/last.pt``) or a checkpoint file.
 
     ``last.pt`` rather than ``best.pt`` by default: best is chosen on the
-    held-out split, so evaluating it there would be optimistic.
+    held-out split, so evaluating it there would be optimistic. An SB3 baseline's
+    run (``checkpoints/last.zip``) gives a :class:`metarl.baselines.SB3Agent`.
     """
+    p = Path(run_dir_or_checkpoint)
+    if p.suffix == ".zip" or (p.is_dir() and (p / CHECKPOINT_DIR / "last.zip").is_file()):
+        from metarl.baselines import load_sb3_agent  # imports SB3: only for SB3 runs
+
+        return load_sb3_agent(p, device=device)
     device = torch.device(device)
     state = load_checkpoint(run_dir_or_checkpoint, map_location="cpu")
     cfg = config_from_dict(state["config"])

@@ -22,6 +22,7 @@ import yaml
 
 from metarl.agents.config import AgentConfig  # noqa: F401 - the ``agent`` section, owned by the agents layer
 from metarl.agents.registry import check_cell
+from metarl.kinds import get_kind
 
 
 class ConfigError(ValueError):
@@ -383,6 +384,17 @@ def validate(cfg: TrainConfig) -> None:
         check_cell(cfg.agent.cell)  # the one check of the cell name, before anything is built
     except ValueError as exc:
         raise ConfigError(f"config key 'agent.cell': {exc}") from None
+    try:
+        kind = get_kind(cfg.agent.kind)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'agent.kind': {exc}") from None
+    if kind.is_sb3:
+        unsupported = {"ppo.task_coef": cfg.ppo.task_coef > 0, "cuda_graph": cfg.cuda_graph,
+                       "env.collect_groups": cfg.env.collect_groups > 1}
+        for key, bad in unsupported.items():
+            if bad:
+                raise ConfigError(f"config key '{key}' has no SB3 counterpart: leave it at its default "
+                                  f"with agent.kind={cfg.agent.kind}")
     for key, value in flat.items():
         if value not in _CHOICES[key]:
             close = difflib.get_close_matches(value, _CHOICES[key], n=1)

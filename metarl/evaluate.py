@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from metarl import stats
+from metarl.kinds import agent_label
 
 PROTOCOLS = ("rl2", "metaworld")
 
@@ -100,8 +101,8 @@ def resolve_settings(agent: Any, settings: EvalSettings) -> EvalSettings:
 
 def check_compatible(agent: Any, obs_dim: int, action_dim: int, benchmark: str) -> None:
     """One-line ValueError when the agent was built for other observation/action sizes."""
-    policy = getattr(agent, "policy", None)
-    want = (getattr(policy, "obs_dim", obs_dim), getattr(policy, "action_dim", action_dim))
+    sizes = agent if hasattr(agent, "obs_dim") else getattr(agent, "policy", None)  # SB3Agent has them itself
+    want = (getattr(sizes, "obs_dim", obs_dim), getattr(sizes, "action_dim", action_dim))
     if want != (obs_dim, action_dim):
         raise ValueError(
             f"the agent was trained on observations of size {want[0]} and actions of size {want[1]}, "
@@ -499,16 +500,15 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for r in per_run:
         for name in sorted(r["tasks"]):
             t = r["tasks"][name]
+            base = {"run": r.get("run", ""), "agent": r.get("agent", ""), "benchmark": r["benchmark"],
+                    "split": r["split"], "task": name}
             if r.get("protocol") == "metaworld":
-                rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
-                             "attempt": "evaluation", "success": t["success"], "return": ""})
+                rows.append({**base, "attempt": "evaluation", "success": t["success"], "return": ""})
                 if "success_per_env" in t:
-                    rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
-                                 "attempt": "evaluation, per env", "success": t["success_per_env"], "return": ""})
+                    rows.append({**base, "attempt": "evaluation, per env", "success": t["success_per_env"], "return": ""})
                 continue
             for a, (sv, rv) in enumerate(zip(t["success_by_attempt"], t["return_by_attempt"]), start=1):
-                rows.append({"run": r.get("run", ""), "benchmark": r["benchmark"], "split": r["split"], "task": name,
-                             "attempt": a, "success": sv, "return": rv})
+                rows.append({**base, "attempt": a, "success": sv, "return": rv})
     return rows
 
 
@@ -519,7 +519,7 @@ def write_outputs(result: dict[str, Any], json_path: Path) -> tuple[Path, Path]:
     csv_path = json_path.with_suffix(".csv")
     rows = csv_rows(result)
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["run", "benchmark", "split", "task", "attempt", "success", "return"])
+        writer = csv.DictWriter(f, fieldnames=["run", "agent", "benchmark", "split", "task", "attempt", "success", "return"])
         writer.writeheader()
         writer.writerows(rows)
     return json_path, csv_path
@@ -606,7 +606,7 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
     from metarl.checkpoint import load_agent
 
     agent = load_agent(source, device=args.device)
-    print(f"evaluating {describe_checkpoint(source)}", flush=True)
+    print(f"evaluating {getattr(agent, 'checkpoint_text', '') or describe_checkpoint(source)}", flush=True)
     if args.protocol == "metaworld":
         from metarl.protocol import metaworld_evaluate  # imports this module's helpers: a top-level import would cycle
 
@@ -626,7 +626,38 @@ def _evaluate_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
             explore_attempts=args.explore_attempts,
         )
     result["run"] = str(source)
+    cfg = getattr(agent, "config", None)
+    result["agent"] = agent_label(cfg) if cfg is not None else "?"
     return result
+
+
+def group_by_agent(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Results by agent label (cell or SB3 kind), in first-seen order: runs of one agent are seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(r.get("agent", "?"), []).append(r)
+    return groups
+
+
+def comparison_table(groups: dict[str, dict[str, Any]]) -> str:
+    """One row per agent (its runs aggregated): success by attempt and mean return, or the protocol's two figures."""
+    first = next(iter(groups.values()))
+    metaworld = first.get("protocol") == "metaworld"
+    if metaworld:
+        header = ["agent", "runs", "success, Meta-World's count", "success, per env (unbiased)", "mean return"]
+    else:
+        k = int(first["episodes_per_trial"])
+        header = ["agent", "runs"] + [f"success@{a}" for a in range(1, k + 1)] + ["mean return"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * len(header)) + "|"]
+    for label, r in groups.items():
+        row = [label, str(r.get("num_runs", 1))]
+        if metaworld:
+            row += [_cell(r, "success", None, ".2f"), _cell(r, "success_per_env", None, ".2f")]
+        else:
+            row += [_cell(r, "success_by_attempt", a, ".2f") for a in range(k)]
+        row.append(_cell(r, "mean_return", None, ".1f"))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -639,9 +670,21 @@ def run(args: argparse.Namespace) -> int:
         if not Path(src).exists():
             raise FileNotFoundError(f"no such run directory or checkpoint: {src}")
     results = [_evaluate_one(src, args) for src in args.runs]
-    result = aggregate_runs(results)
-    print(header(result, args.split))
-    print(markdown_table(result))
+    groups = group_by_agent(results)
+    if len(groups) == 1:
+        result = aggregate_runs(results)
+        print(header(result, args.split))
+        print(markdown_table(result))
+    else:  # several agents: one row each, seeds of an agent aggregated
+        for key in ("benchmark", "split", "episodes_per_trial", "protocol"):
+            values = {str(r.get(key)) for r in results}
+            if len(values) > 1:
+                raise ValueError(f"runs differ in {key} ({', '.join(sorted(values))}): evaluate them separately")
+        merged = {label: aggregate_runs(rs) for label, rs in groups.items()}
+        result = {k: results[0][k] for k in ("benchmark", "split", "protocol", "episodes_per_trial")}
+        result.update(groups=merged, per_run=results)
+        print(header(results[0], args.split) + f"; {len(results)} runs of {len(groups)} agents")
+        print(comparison_table(merged))
     if args.out:
         paths = [write_outputs(result, Path(args.out))]
     else:

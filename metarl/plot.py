@@ -50,7 +50,8 @@ class RunData:
     def label(self) -> str:
         env, agent = self.config.get("env", {}), self.config.get("agent", {})
         if env or agent:
-            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?')}"
+            kind = agent.get("kind", "metarl")
+            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?') if kind == 'metarl' else kind}"
         return self.path.name
 
 
@@ -198,41 +199,74 @@ def plot_learning_curves(runs: list[RunData], out: Path) -> Path:
     return path
 
 
-def adaptation_by_attempt(run: RunData, split: str) -> list[float] | None:
-    """Success by attempt of one run on ``split``: its evaluate JSON, else metrics.csv columns."""
+@dataclass
+class AttemptSeries:
+    """Success by attempt of one run on one split, with how it was measured."""
+
+    success: list[float]
+    trials: int | None
+    """Trials behind each point (None: unknown)."""
+    mode: str
+    """``deterministic`` or ``sampled`` actions."""
+
+
+def adaptation_by_attempt(run: RunData, split: str) -> AttemptSeries | None:
+    """Success by attempt of one run on ``split``: its evaluate JSON, else metrics.csv columns
+    (train: the last 5 updates' training trials, sampled; held-out: the last in-training evaluation)."""
     if split in run.evals and "success_by_attempt" in run.evals[split]:
-        return [float(v) for v in run.evals[split]["success_by_attempt"]]
+        ev = run.evals[split]
+        per_task = [t.get("trials") for t in ev.get("tasks", {}).values()]
+        trials = sum(per_task) if per_task and None not in per_task else None
+        return AttemptSeries([float(v) for v in ev["success_by_attempt"]], trials,
+                             "deterministic" if ev.get("deterministic") else "sampled")
     prefix = "eval" if split == "test" else "charts"
-    k, values = 1, []
+    env = run.config.get("env", {})
+    k, values, rows = 1, [], 0
     while f"{prefix}/success_attempt_{k}" in run.columns:
         col = run.columns[f"{prefix}/success_attempt_{k}"]
         col = col[~np.isnan(col)]
         if not col.size:
             return None
-        # train: mean of the last 5 updates (noisy per update); held-out: the last evaluation
-        values.append(float(col[-5:].mean() if prefix == "charts" else col[-1]))
+        rows = min(5, col.size) if prefix == "charts" else 1
+        values.append(float(col[-rows:].mean()))
         k += 1
-    return values or None
+    if not values:
+        return None
+    if prefix == "charts":
+        trials = env.get("num_envs") and env["num_envs"] * rows
+        return AttemptSeries(values, trials or None, "sampled")
+    eval_envs = env.get("eval_num_envs") or env.get("num_envs")
+    trials = eval_envs and eval_envs * env.get("eval_trials", 1)
+    return AttemptSeries(values, trials or None, "deterministic")
+
+
+_SPLIT_COLOURS = {"train": "tab:blue", "test": "tab:orange"}
+_MARKERS = "osD^vP*X"
 
 
 def plot_adaptation(runs: list[RunData], out: Path) -> Path:
-    """Success by attempt, train vs held-out tasks, per config (mean ± std over seeds)."""
+    """Success by attempt per config (mean ± std over seeds): train tasks blue, held-out orange,
+    each labelled with its trials per point and action mode; one marker shape per config."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(8, 5))
     drew = False
     for g, (label, members) in enumerate(group_runs(runs).items()):
         for split, style in (("train", "--"), ("test", "-")):
             series = [v for v in (adaptation_by_attempt(r, split) for r in members) if v]
             if not series:
                 continue
-            k = min(len(v) for v in series)
-            a = np.array([v[:k] for v in series])  # (runs, K)
+            k = min(len(v.success) for v in series)
+            a = np.array([v.success[:k] for v in series])  # (runs, K)
             attempts = np.arange(1, k + 1)
             err = a.std(axis=0, ddof=1) if len(series) > 1 else None
             name = "train tasks" if split == "train" else "held-out tasks"
-            ax.errorbar(attempts, a.mean(axis=0), yerr=err, fmt=style + "o", color=colours[g % len(colours)],
-                        capsize=3, label=f"{label}: {name}" + (f" (n={len(series)})" if len(series) > 1 else ""))
+            trials = {v.trials for v in series}
+            n = f"{trials.pop()} trials per point" if len(trials) == 1 and None not in trials else "trials per point unknown"
+            modes = " / ".join(sorted({v.mode for v in series}))
+            seeds = f", mean ± std of {len(series)} seeds" if len(series) > 1 else ""
+            ax.errorbar(attempts, a.mean(axis=0), yerr=err, fmt=style, marker=_MARKERS[g % len(_MARKERS)],
+                        color=_SPLIT_COLOURS[split], capsize=3,
+                        label=f"{label}: {name} ({n}{' each' if seeds else ''}, {modes} actions{seeds})")
             drew = True
     if not drew:
         ax.text(0.5, 0.5, "no per-attempt success logged", ha="center", va="center", transform=ax.transAxes)
@@ -243,7 +277,7 @@ def plot_adaptation(runs: list[RunData], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_title("Adaptation: success by attempt (memory kept across attempts)")
     if drew:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path = out / "adaptation.png"
     fig.savefig(path, dpi=110)
@@ -251,16 +285,18 @@ def plot_adaptation(runs: list[RunData], out: Path) -> Path:
     return path
 
 
-def plot_memory(npz: Path, out_png: Path) -> Path:
-    """Slots x time heatmaps of one recorded trial's memory, attempt boundaries dashed."""
+def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
+    """Slots x time heatmaps of one trial's memory (a ``.memory.npz`` recording or a traced dict),
+    attempt boundaries dashed."""
     plt = _plt()
-    data = np.load(npz)
-    keys = [k for k in MEMORY_KEYS if k in data.files]
+    data = dict(np.load(memory)) if isinstance(memory, Path) else memory
+    keys = [k for k in MEMORY_KEYS if k in data]
     if not keys:
-        raise ValueError(f"{npz} holds no memory diagnostics (cell without memory?)")
-    starts = data["episode_starts"] if "episode_starts" in data.files else np.array([0])
-    successes = data["successes"] if "successes" in data.files else None
-    task = str(data["task"]) if "task" in data.files else npz.stem
+        raise ValueError(f"{memory if isinstance(memory, Path) else 'the trace'} holds no memory diagnostics "
+                         "(cell without memory?)")
+    starts = data["episode_starts"] if "episode_starts" in data else np.array([0])
+    successes = data["successes"] if "successes" in data else None
+    task = str(data["task"]) if "task" in data else out_png.stem
     fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.4 * len(keys) + 0.8), sharex=True, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         v = data[key]
@@ -326,11 +362,12 @@ def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str
     return memory
 
 
-def trace_runs(runs: list[RunData], out: Path) -> list[Path]:
-    """For runs without a recording: trace one held-out trial each (first run per config)."""
+def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """For runs without a recording: trace one held-out trial each (first run per config), kept in
+    memory (nothing is written beside the plots); ``(name, memory)`` pairs."""
     from metarl.checkpoint import load_agent
 
-    written = []
+    traced = []
     for label, members in group_runs(runs).items():
         run = members[0]
         if not (run.path / "checkpoints" / "last.pt").is_file():
@@ -340,10 +377,8 @@ def trace_runs(runs: list[RunData], out: Path) -> list[Path]:
         memory = trace_memory(agent, env_cfg.benchmark, episodes_per_trial=env_cfg.episodes_per_trial,
                               max_episode_steps=env_cfg.max_episode_steps)
         if memory:
-            path = out / f"{run.path.name}_{str(memory['task'])}.memory.npz"
-            np.savez_compressed(path, **memory)
-            written.append(path)
-    return written
+            traced.append((f"{run.path.name}_{str(memory['task'])}", memory))
+    return traced
 
 
 def find_memory_files(runs: list[RunData]) -> list[Path]:
@@ -366,14 +401,16 @@ def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None 
     runs = [load_run(p) for p in run_dirs]
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)]
-    recordings = memory or find_memory_files(runs)
-    if not recordings and trace:
-        recordings = trace_runs(runs, out)
-    for npz in recordings:
+    files = memory or find_memory_files(runs)
+    for npz in files:
         if not Path(npz).is_file():
             raise FileNotFoundError(f"no such memory recording: {npz}")
-        name = Path(npz).name.removesuffix(".memory.npz")
-        paths.append(plot_memory(Path(npz), out / f"memory_{name}.png"))
+    pictures: list[tuple[str, Path | dict[str, np.ndarray]]] = [
+        (Path(npz).name.removesuffix(".memory.npz"), Path(npz)) for npz in files]
+    if not pictures and trace:
+        pictures = trace_runs(runs)
+    for name, source in pictures:
+        paths.append(plot_memory(source, out / f"memory_{name}.png"))
     return paths
 
 

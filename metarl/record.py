@@ -3,12 +3,15 @@
 One video per trial: all K attempts back to back, upright frames from a fixed
 camera, an overlay with task, attempt, step and success so far, and (for cells
 with memory diagnostics) a side strip with the recent forget gates / read
-weights as slots x time heatmaps. The per-step diagnostics of each trial are
-also saved as ``<video>.memory.npz`` for ``metarl plot``.
+weights as titled slots x time heatmaps with axes and a colour scale. The
+per-step diagnostics of each trial are also saved as ``<video>.memory.npz``
+for ``metarl plot``. After writing, each trial's success by attempt is printed.
 
-Rendering is headless (EGL on a GPU, OSMesa on CPU, see :mod:`metarl.render`).
-On CPU a frame costs ~20-40 ms even with cheap settings, so by default only
-every 4th step is rendered there (the policy still acts every step).
+Rendering is headless (EGL on a GPU; on CPU OSMesa, else Mesa's EGL, both in
+software; see :mod:`metarl.render`). A software frame is slow, so by default
+only every 4th step is rendered there (the policy still acts every step), and
+the frame rate follows ``--every`` so that a video always shows 30 env steps a
+second.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from metarl.render import CAMERAS
 
-STRIP_WIDTH = 128  # pixels of the memory side strip (a multiple of 16 keeps H.264 happy)
+STRIP_WIDTH = 192  # pixels of the memory side strip (a multiple of 16 keeps H.264 happy)
 STRIP_HISTORY = 100  # env steps shown in the side strip
 STRIP_KEYS = ("forget", "read_weights", "write_weights", "usage")  # panel order, first two present are drawn
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -42,7 +45,8 @@ class RecordSettings:
     split: str = "test"
     trials: int = 1
     camera: str = "corner2"
-    fps: int = 30
+    fps: int | None = None
+    """Video frames per second; None: :func:`default_fps` (30 env steps per second of video)."""
     every: int | None = None
     """Render every N-th step of each attempt (the CLI default: :func:`metarl.render.default_every`)."""
     size: int = 480
@@ -95,44 +99,69 @@ def _heat(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.NEAREST))
 
 
+_STRIP_TITLES = {"forget": "forget gates", "read_weights": "read weights", "write_weights": "write weights",
+                 "usage": "slot usage"}
+
+
 def memory_strip(history: dict[str, list[np.ndarray]], height: int, width: int = STRIP_WIDTH,
                  episode_length: int | None = None) -> np.ndarray:
-    """Side strip: up to two panels (slots x last STRIP_HISTORY steps), newest step on the right.
+    """Side strip: up to two titled panels (memory slots x the last STRIP_HISTORY steps, newest on the
+    right), each with a slot axis, a time axis and a colour scale.
 
-    Forget gates are shown on an absolute [0, 1] scale; weights and usage relative to
-    their maximum in the window (a soft weighting over N slots is ~1/N everywhere).
-    Attempt starts inside the window are white vertical lines.
+    Forget gates are drawn on the absolute scale [0, 1]; weights and usage relative to their
+    maximum in the window (a soft weighting over N slots is ~1/N everywhere). Attempt starts
+    inside the window are white vertical lines. Empty history: a dark strip.
     """
     from PIL import Image, ImageDraw
 
     keys = [k for k in STRIP_KEYS if history.get(k)][:2]
-    strip = np.zeros((height, width, 3), dtype=np.uint8)
+    img = Image.new("RGB", (width, height), (24, 24, 24))
     if not keys:
-        return strip
-    label_h = max(12, height // 28)
+        return np.asarray(img)
+    draw = ImageDraw.Draw(img)
+    fs = max(8, min(14, height // 36))
+    font = _font(fs)
+    left, right, bar = 3 * fs // 2 + 4, 2 * fs + 12, max(4, fs // 2)  # slot-axis labels | heatmap | colour bar, labels
     panel_h = height // len(keys)
     for p, key in enumerate(keys):
         steps = np.stack(history[key][-STRIP_HISTORY:])  # (t, N) or (t, heads, N)
         if steps.ndim == 3:
             steps = steps.mean(axis=1)  # average read heads -> (t, N)
-        values = steps.T  # (N, t): slots x time
-        if key != "forget" and values.max() > 0:
-            values = values / values.max()
+        values = steps.T[::-1]  # (N, t): slots x time, slot 0 at the bottom
+        top_value = 1.0 if key == "forget" else float(values.max())
+        if key != "forget" and top_value > 0:
+            values = values / top_value
         if values.shape[1] < STRIP_HISTORY:  # left-pad so time runs at a fixed speed
-            values = np.concatenate([np.zeros((values.shape[0], STRIP_HISTORY - values.shape[1])), values], axis=1)
-        top = p * panel_h + label_h
-        strip[top : (p + 1) * panel_h] = _heat(values, panel_h - label_h, width)
+            pad = np.full((values.shape[0], STRIP_HISTORY - values.shape[1]), np.nan)
+            values = np.concatenate([pad, values], axis=1)
+        y0 = p * panel_h
+        top, bottom = y0 + fs + 5, y0 + panel_h - fs - 6  # heatmap rows: below the title, above the time axis
+        x1 = width - right
+        if bottom - top < 4 or x1 - left < 8:
+            continue
+        heat = _heat(np.nan_to_num(values, nan=0.0), bottom - top, x1 - left).copy()
+        heat[:, : max(0, (STRIP_HISTORY - len(history[key])) * (x1 - left) // STRIP_HISTORY)] = 24  # no steps yet
+        img.paste(Image.fromarray(heat), (left, top))
         n = len(history[key])
         if episode_length:
             for start in range(0, n, episode_length):
-                col = (STRIP_HISTORY - (n - start)) * width // STRIP_HISTORY
-                if 0 <= col < width:
-                    strip[top : (p + 1) * panel_h, col] = 255
-        img = Image.fromarray(strip)
-        ImageDraw.Draw(img).text((3, p * panel_h + 1), key.replace("_", " "), fill=(255, 255, 255),
-                                 font=_font(max(9, label_h - 3)))
-        strip = np.asarray(img).copy()
-    return strip
+                col = left + (STRIP_HISTORY - (n - start)) * (x1 - left) // STRIP_HISTORY
+                if left <= col < x1:
+                    draw.line([(col, top), (col, bottom - 1)], fill=(255, 255, 255))
+        scale = "0-1" if key == "forget" else "/ max"
+        draw.text((2, y0 + 2), f"{_STRIP_TITLES.get(key, key)} ({scale})", fill=(255, 255, 255), font=font)
+        slots = values.shape[0]
+        draw.text((2, top), str(slots - 1), fill=(200, 200, 200), font=font)  # slot axis: top and bottom slot
+        draw.text((2, bottom - fs), "0", fill=(200, 200, 200), font=font)
+        draw.text((2, (top + bottom) // 2 - fs // 2), "slot", fill=(150, 150, 150), font=_font(max(7, fs - 3)))
+        draw.text((left, bottom + 2), f"-{STRIP_HISTORY}", fill=(200, 200, 200), font=font)  # time axis
+        draw.text((x1 - 3 * fs // 2 - 4, bottom + 2), "now", fill=(200, 200, 200), font=font)
+        ramp = _heat(np.linspace(1.0, 0.0, bottom - top)[:, None], bottom - top, bar)  # colour bar, high at the top
+        img.paste(Image.fromarray(ramp), (x1 + 2, top))
+        hi = "1" if key == "forget" else f"{top_value:.2f}"
+        draw.text((x1 + bar + 4, top), hi, fill=(200, 200, 200), font=_font(max(7, fs - 2)))
+        draw.text((x1 + bar + 4, bottom - fs), "0", fill=(200, 200, 200), font=_font(max(7, fs - 2)))
+    return np.asarray(img)
 
 
 # ----------------------------------------------------------------------- env and frames
@@ -209,13 +238,14 @@ def record_trial(agent: Any, env: Any, frames: _Frames, s: RecordSettings, trial
     history: dict[str, list[np.ndarray]] = {}
     successes: list[bool] = []
     out: list[np.ndarray] = []
-    strips: list[np.ndarray | None] = []  # None before the first step (no diagnostics yet)
+    strips: list[np.ndarray | None] = []  # None: the agent has no memory diagnostics
     for attempt in range(1, k + 1):
         if attempt > 1:
             obs, info = env.reset()
         success = False
         for i in range(t_max + 1):
-            if i % s.every == 0 and i < t_max:
+            shown = i % s.every == 0 and i < t_max
+            if shown:
                 frame = frames()
                 done_so_far = sum(successes) + int(success)
                 lines = [
@@ -224,28 +254,37 @@ def record_trial(agent: Any, env: Any, frames: _Frames, s: RecordSettings, trial
                     f"success this attempt: {'yes' if success else 'no'}   attempts solved: {done_so_far}/{attempt}",
                 ]
                 out.append(overlay(frame, lines, success))
-                strips.append(memory_strip(history, frame.shape[0], episode_length=t_max)
-                              if s.diagnostics and history else None)
                 bar.update(1)
             if i == t_max:
                 break
+            # act first, so each frame's strip includes the memory the agent reads at that frame's state
             if s.diagnostics:
                 action, state, diag = agent.act(obs[None], state, deterministic=s.deterministic, diagnostics=True)
                 for key, value in diag.items():
                     history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
             else:
                 action, state = agent.act(obs[None], state, deterministic=s.deterministic)
+            if shown:
+                strips.append(memory_strip(history, out[-1].shape[0], episode_length=t_max) if history else None)
             obs, _, _, _, info = env.step(action[0])
             success |= bool(info["success"])
         successes.append(success)
-    if any(strip is not None for strip in strips):  # the cell has memory: every frame gets a strip
-        blank = np.zeros_like(next(x for x in strips if x is not None))
-        out = [np.concatenate([f, blank if x is None else x], axis=1) for f, x in zip(out, strips)]
+    if any(strip is not None for strip in strips):  # the cell has memory: every frame gets its strip
+        out = [np.concatenate([f, x], axis=1) for f, x in zip(out, strips)]
     memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
     memory["episode_starts"] = np.arange(k) * t_max
     memory["successes"] = np.array(successes)
     memory["task"] = np.array(str(info["task"]))
     return out, memory
+
+
+STEPS_PER_SECOND = 30  # env steps per second of video by default, whatever --every
+
+
+def default_fps(every: int) -> int:
+    """Frames per second that show STEPS_PER_SECOND env steps a second: rendering every 4th step
+    gives 8 fps, so a 2 x 100-step trial lasts about 7 s instead of 1.7 s at 30 fps."""
+    return max(1, round(STEPS_PER_SECOND / every))
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
@@ -294,7 +333,9 @@ def record(agent: Any, s: RecordSettings) -> list[Path]:
             for trial in range(s.trials):
                 video, memory = record_trial(agent, env, frames, s, trial, bar)
                 path = trial_path(s.out, trial, s.trials)
-                write_video(video, path, s.fps)
+                fps = s.fps or default_fps(s.every)
+                write_video(video, path, fps)
+                memory.update(frames=np.array(len(video)), fps=np.array(fps))
                 np.savez_compressed(path.with_suffix(".memory.npz"), **memory)
                 paths.append(path)
         bar.close()
@@ -321,22 +362,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Record one video per trial: all attempts back to back, with overlay and memory strip.",
     )
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="run directory or checkpoint file")
-    p.add_argument("--task", required=True, help="task class name, e.g. drawer-open-v3 (see `metarl envs`)")
+    p.add_argument("--task", required=True,
+                   help="task class of the run's benchmark, e.g. reach-v3 for the default run (see `metarl envs`)")
     p.add_argument("--benchmark", default=None, help="benchmark (default: the run's)")
     p.add_argument("--split", default="test", help="train or test (default: test, held out)")
-    p.add_argument("--trials", type=int, default=1, help="trials (one video each)")
-    p.add_argument("--camera", default="corner2", help=f"camera: {', '.join(CAMERAS)}")
-    p.add_argument("--fps", type=int, default=30, help="video frames per second")
+    p.add_argument("--trials", type=int, default=1, help="trials, one video each (default: 1)")
+    p.add_argument("--camera", default="corner2", help=f"camera: {', '.join(CAMERAS)} (default: corner2)")
     p.add_argument("--every", type=int, default=None,
                    help="render every N-th step (default: 1 with EGL on a GPU, else 4: software rendering is slow)")
-    p.add_argument("--size", type=int, default=480, help="frame height and width in pixels (multiple of 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the task's goal and of action sampling")
-    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False, help="act with the policy mean")
+    p.add_argument("--fps", type=int, default=None,
+                   help=f"video frames per second (default: {STEPS_PER_SECOND} / every, rounded: "
+                        f"{STEPS_PER_SECOND} env steps per second of video, 8 fps at --every 4)")
+    p.add_argument("--size", type=int, default=480, help="frame height and width in pixels, a multiple of 16 (default: 480)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the task's goal and of action sampling (default: 0)")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=False,
+                   help="act with the policy mean (default: sampled actions)")
     p.add_argument("--episodes-per-trial", type=int, default=None, help="attempts per trial (default: the run's)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="steps per attempt (default: the run's)")
     p.add_argument("--diagnostics", action=argparse.BooleanOptionalAction, default=True,
-                   help="memory side strip and <out>.memory.npz (cells with memory diagnostics)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr")
+                   help="memory side strip and <out>.memory.npz, for cells with memory diagnostics (default: on)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar on stderr (default: on)")
     p.add_argument("--out", required=True, type=Path, help="output video, .mp4 or .gif")
     p.set_defaults(func=run)
     return p
@@ -381,5 +427,15 @@ def run(args: argparse.Namespace) -> int:
         diagnostics=args.diagnostics, progress=args.progress,
     )
     for path in record(agent, s):
-        print(f"wrote {path} and {path.with_suffix('.memory.npz')}", file=sys.stderr)
+        print(describe_recording(path, s), flush=True)
     return 0
+
+
+def describe_recording(path: Path, s: RecordSettings) -> str:
+    """'wrote PATH (F frames at N fps, S s) and PATH.memory.npz' and the trial's success by attempt."""
+    memory = np.load(path.with_suffix(".memory.npz"))
+    successes = [bool(v) for v in memory["successes"]]
+    frames, fps = int(memory["frames"]), int(memory["fps"])
+    attempts = ", ".join(f"attempt {a} {'solved' if ok else 'not solved'}" for a, ok in enumerate(successes, start=1))
+    return (f"wrote {path} ({frames} frames at {fps} fps, {frames / fps:.1f} s) and {path.with_suffix('.memory.npz')}\n"
+            f"  {memory['task']} ({s.split} split): {attempts}; {sum(successes)}/{len(successes)} attempts solved")

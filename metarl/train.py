@@ -59,7 +59,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class _StopFlag:
+class StopFlag:
     """First Ctrl-C asks the loop to stop at a safe point; a second one interrupts at once."""
 
     def __init__(self) -> None:
@@ -185,7 +185,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
 
     logger = MetricsLogger(
         run_dir,
-        columns=_metric_columns(k),
+        columns=metric_columns(k),
         tensorboard=cfg.tensorboard,
         resume_update=update if resume else None,
         enabled=dist.is_main,
@@ -193,7 +193,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     if not resume:
         logger.log_text("config", "```yaml\n" + (run_dir / "config.yaml").read_text() + "\n```")
     progress = Progress(num_updates * steps_per_update, initial=env_steps, enabled=cfg.progress and dist.is_main)
-    stop = _StopFlag()
+    stop = StopFlag()
     stop.install()
 
     def checkpoint_state(rng_per_rank: list) -> dict:
@@ -357,7 +357,7 @@ def _task_targets(benchmark: str) -> torch.Tensor:
     return torch.from_numpy(np.nan_to_num((table - mean) / std)).float()
 
 
-def _metric_columns(k: int) -> list[str]:
+def metric_columns(k: int) -> list[str]:
     """The metrics.csv columns known up front (more are added if they appear)."""
     cols = ["charts/success", "charts/return"]
     cols += [f"charts/{m}_attempt_{a}" for a in range(1, k + 1) for m in ("success", "return")]

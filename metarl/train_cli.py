@@ -17,6 +17,7 @@ from pathlib import Path
 
 from metarl.errors import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
+from metarl.kinds import agent_kinds, agent_label, get_kind, trainer
 from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
 DEFAULT_RUNS = Path("runs")
@@ -32,7 +33,9 @@ def add_parser(subparsers) -> None:
             "Train a memory policy across a task distribution (RL² with recurrent PPO). "
             "Without CONFIG the default preset runs: forget-memory on ML1/reach-v3, "
             "short enough for a laptop, ending with a held-out evaluation. "
-            "CONFIG may also name a preset of configs/ (metarl train ml1_reach)."
+            "CONFIG may also name a preset of configs/ (metarl train ml1_reach). "
+            f"--set agent.kind=KIND picks the learner ({', '.join(agent_kinds())}; default metarl): "
+            "the sb3-* kinds train Stable-Baselines3 baselines on the same trial envs into the same run layout."
         ),
     )
     p.add_argument("config", nargs="?",
@@ -47,7 +50,7 @@ def add_parser(subparsers) -> None:
 
 
 def _default_run_dir(cfg) -> Path:
-    name = f"{cfg.env.benchmark.replace('/', '-')}__{cfg.agent.cell}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    name = f"{cfg.env.benchmark.replace('/', '-')}__{agent_label(cfg)}__{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
     return DEFAULT_RUNS / name
 
 
@@ -130,9 +133,13 @@ def banner(cfg, source: str, run_dir: Path, resume_at: tuple[int, int] | None = 
     if resume_at is not None:
         total += f"; resuming at update {resume_at[0]} ({_n(resume_at[1])} env steps)"
     every = f"every {cfg.eval_interval} updates and at the end" if cfg.eval_interval else "at the end"
+    if cfg.agent.kind == "metarl":
+        agent = f"cell {cfg.agent.cell} (hidden {cfg.agent.hidden_size})"
+    else:
+        agent = f"agent {cfg.agent.kind}: {get_kind(cfg.agent.kind).summary} (hidden {cfg.agent.hidden_size})"
     lines = [
         f"metarl train: {source}",
-        f"  benchmark {cfg.env.benchmark}, cell {cfg.agent.cell} (hidden {cfg.agent.hidden_size}), device {device_text}",
+        f"  benchmark {cfg.env.benchmark}, {agent}, device {device_text}",
         f"  {envs} x trial of {shape} = {_n(plan.steps_per_update)} env steps per update",
         f"  {total}",
         f"  held-out eval {every}: {plan.eval_trials} trials of the test split",
@@ -210,7 +217,7 @@ def _describe_source(config: str | None, overrides: list[str]) -> tuple[Path | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from metarl.train import resume_config, train
+    from metarl.train import resume_config
 
     world = _world_size()
     main = _is_main_process()
@@ -221,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError("--resume continues in its own directory; drop --run-dir")
         if not args.resume.is_dir():
             raise FileNotFoundError(f"run directory not found: {args.resume}")
+        if (args.resume / "checkpoints" / "last.zip").is_file():
+            raise CLIError(f"{args.resume} is an SB3 baseline run: --resume is not supported for SB3 kinds, "
+                           "start a new run")
         from metarl.checkpoint import load_checkpoint
 
         cfg = resume_config(args.resume, args.overrides)
@@ -232,13 +242,13 @@ def run(args: argparse.Namespace) -> int:
         path, source = _describe_source(args.config, args.overrides)
         cfg = load_config(path, args.overrides, preset=None if path is not None else DEFAULT_PRESET)
         run_dir = args.run_dir or _default_run_dir(cfg)
-        if (run_dir / "checkpoints" / "last.pt").exists():
+        if any((run_dir / "checkpoints" / name).exists() for name in ("last.pt", "last.zip")):
             raise CLIError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
         resume_at = None
     text = banner(cfg, source, run_dir, resume_at, world)  # unknown benchmark or device: one line, nothing printed
     if main:
         print(text, flush=True)
-    result = train(cfg, run_dir, resume=args.resume is not None)
+    result = trainer(cfg.agent.kind)(cfg, run_dir, resume=args.resume is not None)
     if main:
         print(summary(result, cfg, world), flush=True)
     return 130 if result.interrupted else 0

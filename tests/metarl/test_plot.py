@@ -81,10 +81,52 @@ def test_seeds_of_one_config_are_grouped_and_other_configs_not(two_seeds: list[P
 def test_adaptation_prefers_evaluate_json_and_falls_back_to_metrics(two_seeds: list[Path]) -> None:
     run = load_run(two_seeds[0])
     from_metrics = adaptation_by_attempt(run, "test")
-    assert from_metrics is not None and len(from_metrics) == 2  # eval/success_attempt_1..2
-    assert all(0.0 <= v <= 1.0 for v in from_metrics)
-    (two_seeds[0] / "eval_test.json").write_text(json.dumps({"success_by_attempt": [0.25, 0.75]}))
-    assert adaptation_by_attempt(load_run(two_seeds[0]), "test") == [0.25, 0.75]
+    assert from_metrics is not None and len(from_metrics.success) == 2  # eval/success_attempt_1..2
+    assert all(0.0 <= v <= 1.0 for v in from_metrics.success)
+    # the tiny run: 8 envs, 1 eval trial each (in-training evaluation: deterministic); train: its 4 updates x 8 envs
+    assert (from_metrics.trials, from_metrics.mode) == (8, "deterministic")
+    train = adaptation_by_attempt(run, "train")
+    assert (train.trials, train.mode) == (32, "sampled")
+    (two_seeds[0] / "eval_test.json").write_text(json.dumps({
+        "success_by_attempt": [0.25, 0.75], "deterministic": False,
+        "tasks": {"point-nav": {"trials": 50, "success_by_attempt": [0.25, 0.75]}}}))
+    from_json = adaptation_by_attempt(load_run(two_seeds[0]), "test")
+    assert (from_json.success, from_json.trials, from_json.mode) == ([0.25, 0.75], 50, "sampled")
+
+
+def test_adaptation_plot_colours_train_and_held_out_apart_and_labels_them(two_seeds: list[Path], tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    import matplotlib.axes
+
+    from metarl.plot import plot_adaptation
+
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+
+    def spy(self, *args, **kwargs):
+        drawn.append((kwargs["color"], kwargs["label"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+    plot_adaptation([load_run(p) for p in two_seeds], tmp_path)
+    (train_colour, train_label), (test_colour, test_label) = drawn
+    assert train_colour != test_colour
+    assert "train tasks (32 trials per point each, sampled actions, mean ± std of 2 seeds)" in train_label
+    assert "held-out tasks (8 trials per point each, deterministic actions, mean ± std of 2 seeds)" in test_label
+
+
+def test_traced_memory_is_drawn_without_leaving_files(tmp_path: Path) -> None:
+    from metarl.config import load_config
+    from metarl.train import train
+
+    run = tmp_path / "run"
+    train(load_config(None, ["env.benchmark=point-nav", "env.num_envs=2", "env.episodes_per_trial=2",
+                             "agent.cell=forget-memory", "agent.hidden_size=16", "total_steps=80", "progress=false",
+                             "tensorboard=false", "device=cpu"]), run)
+    out = tmp_path / "plots"
+    paths = make_plots([run], out)
+    assert [p.name for p in paths if p.name.startswith("memory_")] == ["memory_run_point-nav.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # PNGs only, no .memory.npz
 
 
 def test_explicit_memory_file_gives_a_memory_picture(two_seeds: list[Path], tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.record import RecordSettings, frames_per_attempt, overlay, record
+from metarl.record import STRIP_WIDTH, RecordSettings, default_fps, frames_per_attempt, memory_strip, overlay, record
 from metarl.render import RenderError, choose_backend, default_every
 
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
@@ -81,14 +81,61 @@ def test_gif_with_memory_strip_and_diagnostics_file(tmp_path: Path) -> None:
 
     gif = Image.open(paths[0])
     assert gif.n_frames == 2 * frames_per_attempt(20, 5) == 8
-    assert gif.size == (64 + 128, 64)  # frame + memory strip
-    gif.seek(5)
+    assert gif.size == (64 + STRIP_WIDTH, 64)  # frame + memory strip
+    assert default_fps(5) == 6 and abs(gif.info["duration"] - 1000 / 6) <= 10  # 6 fps (GIF: 10 ms steps)
+    gif.seek(0)
     strip = np.asarray(gif.convert("RGB"))[:, 64:]
-    assert strip.std() > 5  # the strip shows something once steps have been taken
+    assert strip.std() > 5  # frame 0 already shows the first step's memory, not a blank panel
     memory = np.load(paths[0].with_suffix(".memory.npz"))
     assert memory["forget"].shape[0] == 2 * 20 and memory["forget"].ndim == 2
     assert np.all((memory["forget"] >= 0) & (memory["forget"] <= 1))
     assert str(memory["task"]) == "point-nav"
+
+
+def test_memory_strip_has_titles_axes_and_a_colour_scale_from_the_first_step() -> None:
+    rng = np.random.default_rng(0)
+    first = {"forget": [rng.random(8)], "read_weights": [rng.dirichlet(np.ones(8), size=2)]}
+    strip = memory_strip(first, 480)
+    assert strip.shape == (480, STRIP_WIDTH, 3)
+    background = np.all(strip == 24, axis=-1)
+    for top in (0, 240):  # each panel: a title row of text, then the heatmap with a colour bar beside it
+        assert not background[top + 2 : top + 14, :60].all(), "title text"
+        green = strip[top + 30 : top + 200, -40:, 1].astype(int)  # (rows, columns) at the right edge
+        ramps = [c for c in range(40) if np.all(np.diff(green[:, c]) <= 0) and green[0, c] - green[-1, c] > 100]
+        assert ramps, "a colour scale: a column that darkens steadily from top to bottom (viridis 1 -> 0)"
+        heatmap = strip[top + 30 : top + 200, 40 : STRIP_WIDTH - 40 + ramps[0] - 2]  # left of the colour bar
+        assert not np.all(heatmap == 24), "the one step so far is drawn"
+    assert memory_strip({}, 480).std() == 0  # no diagnostics: a plain dark strip
+
+
+def test_default_fps_shows_thirty_env_steps_a_second_whatever_every() -> None:
+    assert [default_fps(e) for e in (1, 2, 4, 7, 60)] == [30, 15, 8, 4, 1]
+    # the default preset's 2 x 100-step trial on CPU (every 4th step): 50 frames at 8 fps, about 6 s
+    assert 2 * frames_per_attempt(100, 4) / default_fps(4) > 6
+
+
+def test_record_prints_where_it_wrote_and_success_by_attempt(tmp_path: Path, capsys) -> None:
+    from metarl import cli
+
+    run = tiny_run(tmp_path, "point-nav")
+    out = tmp_path / "v.gif"
+    assert cli.main(["record", str(run), "--task", "point-nav", "--every", "5", "--size", "64", "--no-progress",
+                     "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"wrote {out} (8 frames at 6 fps, 1.3 s) and {out.with_suffix('.memory.npz')}"
+    assert lines[1].startswith("  point-nav (test split): attempt 1 ") and ", attempt 2 " in lines[1]
+    assert lines[1].endswith("/2 attempts solved")
+
+
+def test_record_help_shows_the_defaults(capsys) -> None:
+    from metarl import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["record", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 30 / every, rounded", "8 fps at --every 4)", "(default: 480)", "(default: corner2)",
+                    "(default: test, held out)", "(default: 1 with EGL on a GPU, else 4"):
+        assert default in text, default
 
 
 def test_overlay_draws_text_in_a_top_band_only() -> None:

@@ -175,7 +175,7 @@ def test_ctrl_c_while_envs_are_built_is_delivered_afterwards(monkeypatch):
         return "envs"
 
     monkeypatch.setattr(train_mod, "make_envs", build)
-    stop = train_mod._StopFlag()
+    stop = train_mod.StopFlag()
     stop.install()
     try:
         assert train_mod._make_envs_deferring_sigint(None, "train", 2) == "envs"
@@ -336,6 +336,7 @@ def test_train_presets_by_name_and_their_errors(capsys, tmp_path, monkeypatch):
     help_text = " ".join(capsys.readouterr().out.split())
     for name in ["bandit", "ml1_reach", "ml10", "point_nav"]:
         assert name in help_text
+    assert "agent.kind=KIND picks the learner (metarl, sb3-ppo, sb3-recurrent-ppo; default metarl)" in help_text
     err = _one_line_error(["ml1_rech"], capsys, "did you mean preset 'ml1_reach'?")
     assert "presets: bandit, ml10, ml1_pick_place" in err
     # a preset name is found from any working directory: it loads (then the typo'd cell stops it)
