@@ -117,6 +117,7 @@ def _register_builtin() -> None:
     register("point-nav", toy.PointNavBenchmark)
     register("point-reach", toy.PointReachBenchmark)
     register("point-reach-visible", toy.PointReachVisibleBenchmark)
+    register("point-reach-puck", toy.PointReachPuckBenchmark)
     register("bandit", toy.BanditBenchmark)
 
 

@@ -163,6 +163,7 @@ class PointReachBenchmark(_ToyBenchmark):
 
     name = "point-reach"
     goal_visible = False
+    with_puck = False
     default_episodes_per_trial = 10
     default_max_episode_steps = 500
     default_reward_scale = 0.1  # as for Meta-World: the reward input is reward / 10
@@ -179,13 +180,15 @@ class PointReachBenchmark(_ToyBenchmark):
         low, high = (np.array(b, dtype=np.float32) for b in (PointReachCore.HAND_LOW, PointReachCore.HAND_HIGH))
         if self.goal_visible:
             low, high = np.concatenate([low, low]), np.concatenate([high, high])
-        return gym.spaces.Box(low, high, dtype=np.float32)
+        if self.with_puck:
+            low, high = np.concatenate([low, PointReachCore.PUCK_LOW]), np.concatenate([high, PointReachCore.PUCK_HIGH])
+        return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
 
     def action_space(self) -> gym.spaces.Box:
         return gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
 
     def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
-        return PointReachCore(self.goal_visible)
+        return PointReachCore(self.goal_visible, self.with_puck)
 
 
 class PointReachVisibleBenchmark(PointReachBenchmark):
@@ -193,6 +196,15 @@ class PointReachVisibleBenchmark(PointReachBenchmark):
 
     name = "point-reach-visible"
     goal_visible = True
+
+
+class PointReachPuckBenchmark(PointReachBenchmark):
+    """``point-reach`` plus a task-irrelevant "puck" position in the observation, drawn once per
+    goal like the object of ML1/reach-v3 (whose ``rand_vec`` sets puck and goal together): with
+    50 training goals, the puck identifies the task, a shortcut around inferring the goal."""
+
+    name = "point-reach-puck"
+    with_puck = True
 
 
 class PointReachCore(Core):
@@ -204,15 +216,22 @@ class PointReachCore(Core):
     STEP = 0.01
     RADIUS = 0.05
 
-    def __init__(self, goal_visible: bool = False) -> None:
+    PUCK_LOW = (-0.1, 0.6)
+    PUCK_HIGH = (0.1, 0.7)
+
+    def __init__(self, goal_visible: bool = False, with_puck: bool = False) -> None:
         self.render_mode = None
-        self.goal_visible = goal_visible
+        self.goal_visible, self.with_puck = goal_visible, with_puck
+        self.puck = np.zeros(2)
         self.goal = np.array(PointReachBenchmark.GOAL_LOW)
         self.pos = np.array(self.HAND_INIT)
         self.margin = 1.0
 
     def set_goal(self, goal: Any) -> None:
         self.goal = np.asarray(goal, dtype=np.float64)
+        # one fixed puck per goal: seeded by the goal's bits, so train and test goals get their own
+        seed = int(np.frombuffer(self.goal.astype(np.float64).tobytes(), dtype=np.uint32).sum())
+        self.puck = np.random.default_rng(seed).uniform(self.PUCK_LOW, self.PUCK_HIGH)
         self.margin = float(np.linalg.norm(np.array(self.HAND_INIT) - self.goal))
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
@@ -220,7 +239,8 @@ class PointReachCore(Core):
         return self._obs()
 
     def _obs(self) -> np.ndarray:
-        return np.concatenate([self.pos, self.goal]) if self.goal_visible else self.pos.copy()
+        parts = [self.pos] + ([self.goal] if self.goal_visible else []) + ([self.puck] if self.with_puck else [])
+        return np.concatenate(parts)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
         self.pos = np.clip(self.pos + self.STEP * np.clip(action[:3], -1.0, 1.0), self.HAND_LOW, self.HAND_HIGH)

@@ -180,3 +180,16 @@ def test_point_reach_visible_shows_the_goal_of_the_same_goal_sets() -> None:
     goal = task_set("point-reach-visible", "test").goals["point-reach-visible"][info["goal"]]
     np.testing.assert_allclose(obs[3:6], goal, rtol=1e-6)
     assert make_env("point-reach", seed=0).observation_space.shape[0] + 3 == env.observation_space.shape[0]
+
+
+def test_point_reach_puck_is_fixed_per_goal_and_differs_between_goals() -> None:
+    env = make_env("point-reach-puck", split="train", seed=0)
+    pucks = {}
+    for goal in (0, 1, 0):
+        obs, info = env.reset(options={"task": (0, goal)})
+        obs2, *_ = env.step(np.ones(3, np.float32))
+        np.testing.assert_array_equal(obs[3:5], obs2[3:5])  # constant within a trial
+        pucks.setdefault(goal, []).append(obs[3:5].copy())
+    np.testing.assert_array_equal(pucks[0][0], pucks[0][1])  # the same goal, the same puck
+    assert not np.allclose(pucks[0][0], pucks[1][0])
+    assert np.all(pucks[0][0] >= [-0.1, 0.6]) and np.all(pucks[0][0] <= [0.1, 0.7])
