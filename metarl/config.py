@@ -126,6 +126,10 @@ class NormalizeConfig:
     """Scale rewards for the learner by the running std of discounted returns."""
     clip: float = 10.0
     """Clip normalised values to [-clip, clip]."""
+    obs_noise: float = 0.0
+    """Std of Gaussian noise added to the (normalised) env-observation dims the policy sees in
+    training rollouts, never in evaluation: augmentation against telling the few training tasks
+    apart by task-irrelevant features (ML1's object position). 0 = none."""
 
 
 @dataclass
@@ -422,6 +426,7 @@ def validate(cfg: TrainConfig) -> None:
         "torch_threads": cfg.torch_threads,
         "ppo.task_coef": cfg.ppo.task_coef,
         "env.task_switches": cfg.env.task_switches,
+        "normalize.obs_noise": cfg.normalize.obs_noise,
     }
     for key, value in non_negative.items():
         if value < 0:

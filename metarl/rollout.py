@@ -133,6 +133,8 @@ def collect(
     should_stop=None,
     groups: int = 1,
     stepper: PolicyStepper | None = None,
+    obs_noise: float = 0.0,
+    noise_dims: slice | None = None,
 ) -> Rollout | None:
     """Fill ``buffer`` with one trial per env; None if ``should_stop()`` turned true mid-way.
 
@@ -146,6 +148,11 @@ def collect(
     ``stepper`` (a :class:`~metarl.graphstep.PolicyStepper` over ``policy``)
     runs each policy step through static tensors, replayed as a CUDA graph on
     a GPU; its actions use noise drawn per step for all envs, like ``groups`` > 1.
+
+    ``obs_noise`` > 0 adds Gaussian noise of that std to the ``noise_dims`` of what the
+    policy sees (after normalisation; also what the buffer keeps), drawn from a generator
+    seeded with ``seed``: augmentation, so training tasks cannot be told apart by
+    task-irrelevant features alone. 0 draws nothing.
     """
     T, N, device = buffer.T, buffer.N, buffer.device
     if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= N:
@@ -186,6 +193,7 @@ def collect(
         return should_stop is not None and should_stop()
 
     draw = G > 1 or stepper is not None  # noise drawn here for all envs, not inside policy.act
+    obs_rng = np.random.default_rng([seed, 1]) if obs_noise > 0 else None
     # A stop or error may leave group steps in flight: the env's next reset finishes them.
     for t in range(T):
         step = step0 + t * N
@@ -201,6 +209,10 @@ def collect(
             _check_finite(obs_g[g], "observation", step, i)
             raw_obs[t, i] = obs_g[g]
             x = obs_norm(obs_g[g]) if obs_norm is not None else obs_g[g]
+            if obs_rng is not None:
+                x = np.array(x, dtype=np.float32)  # a copy: the raw obs stay untouched
+                cols = x[:, noise_dims]  # (N_g, D_env)
+                x[:, noise_dims] = cols + obs_noise * obs_rng.standard_normal(cols.shape, dtype=np.float32)
             obs_t = torch.from_numpy(x).to(device, non_blocking=True)  # (N_g, D)
             reset = obs_t[:, TRIAL_START] > 0.5  # (N_g,) flags are never normalised
             if noise is None:

@@ -259,6 +259,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
             rollout = collect(
                 envs, policy, buffer, obs_norm, derive_seed(cfg.seed, dist.rank, update), env_steps,
                 None if dist.enabled else stop, groups=cfg.env.collect_groups, stepper=stepper,
+                obs_noise=cfg.normalize.obs_noise, noise_dims=envs.obs_layout.env,
             )
             torch.set_num_threads(update_threads)
             if rollout is None:

@@ -10,13 +10,7 @@ import torch
 from metarl.agents import ActOutput, AgentConfig, cells, make_policy
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 OBS, ACT, T, B = 6, 3, 9, 4

@@ -17,13 +17,7 @@ from metarl.envs import EPISODE_START, TRIAL_START, make_env
 from metarl.kinds import agent_kinds, get_kind
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 ATTEMPTS, STEPS = 3, 5

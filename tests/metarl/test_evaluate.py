@@ -27,13 +27,7 @@ from metarl.evaluate import (
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Batch-of-envs inference: one thread avoids contention with parallel test runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="session")

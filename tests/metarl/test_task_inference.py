@@ -117,3 +117,29 @@ def test_task_input_without_the_task_loss_is_a_config_error():
 
     with pytest.raises(ConfigError, match="'agent.task_input' needs 'ppo.task_coef' > 0"):
         load_config(None, TOY + ["agent.task_input=true"])
+
+
+def test_obs_noise_perturbs_only_the_env_dims_the_policy_sees_and_is_seeded():
+    """normalize.obs_noise: the buffer's env dims are the raw obs plus noise of that std, the
+    rest (clock, previous action and reward, flags) and the raw observations are untouched,
+    and the same seed draws the same noise."""
+    envs = make_vec("point-reach-puck", num_envs=8, episodes_per_trial=2, max_episode_steps=10, workers=0, clock=True)
+    D, A = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+    policy = make_policy(load_config(None, TOY).agent, D, A)
+    layout = envs.obs_layout
+
+    def run(noise: float, seed: int = 5):
+        buf = RolloutBuffer(envs.trial_length, 8, D, A, envs.trial_length)
+        torch.manual_seed(0)
+        rollout = collect(envs, policy, buf, None, seed=seed, obs_noise=noise, noise_dims=layout.env)
+        return buf.obs.numpy().copy(), rollout.raw_obs
+
+    clean, raw = run(0.0)
+    noisy, raw_noisy = run(0.5)
+    again, _ = run(0.5)
+    np.testing.assert_array_equal(clean, raw)
+    np.testing.assert_array_equal(raw_noisy[0], raw[0])  # the same first observations
+    diff = noisy[0] - raw_noisy[0]  # (N, D) at step 0, before the noise could change the actions
+    assert abs(diff[:, layout.env].std() - 0.5) < 0.15
+    np.testing.assert_array_equal(diff[:, layout.env.stop:], 0)
+    np.testing.assert_array_equal(noisy, again)
