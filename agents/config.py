@@ -13,11 +13,6 @@ from dataclasses import dataclass, field
 class AgentConfig:
     """The policy: a cell (memory) under an actor-critic, or an SB3 baseline."""
 
-    kind: str = "metarl"
-    """Learner (``metarl.kinds``): ``metarl`` (RL² PPO over ``cell``), ``sb3-ppo`` (SB3 PPO, MlpPolicy: the
-    memoryless control) or ``sb3-recurrent-ppo`` (sb3-contrib RecurrentPPO, MlpLstmPolicy). The SB3 kinds train
-    on the same trial envs, one whole trial per env per update, with ``hidden_size``, ``encoder_sizes``,
-    ``init_log_std``, the ``ppo.*`` keys SB3 has and SB3's VecNormalize for ``normalize.*``; ``cell`` is unused."""
     cell: str = "forget-memory"
     """Cell name from ``metarl.agents.cells()``; ``mlp`` is the memoryless control."""
     hidden_size: int = 128
@@ -33,6 +28,11 @@ class AgentConfig:
     """Act on the inferred task: the actor and critic also read the task-inference head's
     prediction (detached; trained only by ``ppo.task_coef``'s loss, so it needs task_coef > 0).
     The prediction comes from the trial's history alone, at training and evaluation alike."""
+    kind: str = "metarl"
+    """Learner (``metarl.kinds``): ``metarl`` (RL² PPO over ``cell``), ``sb3-ppo`` (SB3 PPO, MlpPolicy: the
+    memoryless control) or ``sb3-recurrent-ppo`` (sb3-contrib RecurrentPPO, MlpLstmPolicy). The SB3 kinds train
+    on the same trial envs, one whole trial per env per update, with ``hidden_size``, ``encoder_sizes``,
+    ``init_log_std``, the ``ppo.*`` keys SB3 has and SB3's VecNormalize for ``normalize.*``; ``cell`` is unused."""
 
 
 def cell_options_for(cfg: AgentConfig) -> dict:

@@ -18,6 +18,7 @@ from metarl.evaluate import (
     aggregate_runs,
     evaluate_agent,
     goal_order,
+    header,
     markdown_table,
     resolve_settings,
     run_trials,
