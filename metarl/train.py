@@ -211,6 +211,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
                 "env_steps": env_steps,
                 "best_success": best[0],
                 "best_return": best[1],
+                "wall_time": time.time() - start_time,  # training seconds so far, carried across resumes
             },
             # Tasks need no sampler state: update u resets env i with derive_seed(seed, rank, u) + i.
             "sampler": {"seed": cfg.seed, "world_size": dist.world_size},
@@ -240,7 +241,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     # ---------------------------------------------------------------- the loop
     last_eval: dict[str, float] = {}
     interrupted = False
-    start_time = time.time()
+    # metrics' wall_time counts training seconds over every process of the run, resumes included
+    start_time = time.time() - (float(ckpt["counters"].get("wall_time", 0.0)) if ckpt is not None else 0.0)
     try:
         if ckpt is None:
             write_checkpoints(["last.pt"])  # a good checkpoint exists from the start

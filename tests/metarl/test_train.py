@@ -54,6 +54,8 @@ def test_resume_in_new_process_gives_identical_parameters(tmp_path):
     losses = [i for i, c in enumerate(rows_a[0].split(",")) if c.startswith("losses/")]
     for ra, rb in zip(rows_a[1:], rows_b[1:]):
         assert [ra.split(",")[i] for i in losses] == [rb.split(",")[i] for i in losses]
+    wall = [float(r.split(",")[2]) for r in rows_b[1:]]  # the wall clock continues across the resume
+    assert wall == sorted(wall) and wall[2] > wall[1] > 0, wall
 
 
 def test_short_ml1_reach_run_writes_all_outputs_and_its_agent_evaluates(tmp_path):
