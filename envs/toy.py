@@ -220,7 +220,6 @@ class PointReachCore(Core):
     PUCK_HIGH = (0.1, 0.7)
 
     def __init__(self, goal_visible: bool = False, with_puck: bool = False) -> None:
-        self.render_mode = None
         self.goal_visible, self.with_puck = goal_visible, with_puck
         self.puck = np.zeros(2)
         self.goal = np.array(PointReachBenchmark.GOAL_LOW)
@@ -247,9 +246,6 @@ class PointReachCore(Core):
         dist = float(np.linalg.norm(self.pos - self.goal))
         reward = 10.0 * long_tail_tolerance(dist, 0.0, self.RADIUS, self.margin)
         return self._obs(), reward, dist <= self.RADIUS
-
-    def render(self) -> np.ndarray | None:
-        return None
 
 
 # ------------------------------------------------------------------- bandit
