@@ -33,6 +33,11 @@ class AgentConfig:
     memoryless control) or ``sb3-recurrent-ppo`` (sb3-contrib RecurrentPPO, MlpLstmPolicy). The SB3 kinds train
     on the same trial envs, one whole trial per env per update, with ``hidden_size``, ``encoder_sizes``,
     ``init_log_std``, the ``ppo.*`` keys SB3 has and SB3's VecNormalize for ``normalize.*``; ``cell`` is unused."""
+    ignore_obs: list[int] = field(default_factory=list)
+    """Trial-observation dims the policy zeroes before its encoder (indices into the whole trial
+    observation, ``env.obs_layout``): it never sees them, at training and evaluation alike. For
+    dims the task does not need but that tell the few training tasks apart (ML1/reach-v3's object
+    positions, ``OBJECT_DIMS`` in ``metarl.envs.metaworld_tasks``). [] = sees everything."""
 
 
 def cell_options_for(cfg: AgentConfig) -> dict:

@@ -79,6 +79,14 @@ class ActorCritic(nn.Module):
                 raise ValueError("task_input needs a task-inference head (task_dim > 0)")
             width = config.hidden_size + task_dim
             self.task_trunk = nn.Sequential(_layer_init(nn.Linear(width, config.hidden_size), math.sqrt(2)), nn.Tanh())
+        self.register_buffer("obs_keep", None, persistent=False)  # (D,) 1 = seen, 0 = ignored
+        if config.ignore_obs:
+            bad = [i for i in config.ignore_obs if not -obs_dim <= i < obs_dim]
+            if bad:
+                raise ValueError(f"ignore_obs indices {bad} are outside the {obs_dim}-dim observation")
+            keep = torch.ones(obs_dim)
+            keep[list(config.ignore_obs)] = 0.0
+            self.obs_keep = keep  # not persistent: rebuilt from the config, so checkpoints keep their keys
 
     @property
     def memoryless(self) -> bool:
@@ -90,11 +98,15 @@ class ActorCritic(nn.Module):
 
     def _features(self, obs: Tensor, state: State, reset: Tensor, diagnostics: bool):
         """obs (T, B, D), reset (T, B) -> cell output (T, B, H), state, diag."""
-        z = self.encoder(obs)  # (T, B, E)
+        z = self._encode(obs)  # (T, B, E)
         if diagnostics:
             return self.cell(z, state, reset, diagnostics=True)
         h, state = self.cell(z, state, reset)
         return h, state, None
+
+    def _encode(self, obs: Tensor) -> Tensor:
+        """The encoder over obs (..., D), with ``ignore_obs`` dims zeroed."""
+        return self.encoder(obs if self.obs_keep is None else obs * self.obs_keep)
 
     def _heads_input(self, h: Tensor) -> Tensor:
         """What the actor and critic read: the cell output (..., H), or with ``task_input``
@@ -132,7 +144,7 @@ class ActorCritic(nn.Module):
             h = h.squeeze(0)  # (B, H)
             diag = {k: v.squeeze(0) for k, v in diag.items()}  # (1, B, ...) -> (B, ...)
         else:
-            h, state = self.cell.step(self.encoder(obs), state, reset)  # (B, H)
+            h, state = self.cell.step(self._encode(obs), state, reset)  # (B, H)
             diag = None
         x = self._heads_input(h)
         mean = torch.tanh(self.actor_mean(x))  # (B, A) in [-1, 1]

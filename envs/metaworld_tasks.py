@@ -34,6 +34,10 @@ from metarl.envs.fast_metaworld import install
 ML_BENCHMARKS = ("ML10", "ML25", "ML45")
 BENCHMARK_SEED = 0  # seed of Meta-World's goal sampling: fixes the 50 goals per class
 EPISODE_STEPS = 500  # Meta-World's episode length (max_path_length)
+# The object slots of Meta-World's 39-dim observation, current frame then previous frame
+# ([hand 3 | gripper 1 | objects 14] x 2 | goal 3): for ``agent.ignore_obs`` on tasks whose
+# objects carry nothing the task needs (reach) but tell its 50 training tasks apart.
+OBJECT_DIMS: tuple[int, ...] = (*range(4, 18), *range(22, 36))
 # CPU ms per step with random actions (`python bench/step_costs.py --rounds 5
 # --steps 300`, with fast_metaworld's stand-ins, on a shared 2-core x86 VM; only
 # the ratios matter). Used to balance vector workers: a step waits for the

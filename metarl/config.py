@@ -394,7 +394,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"config key 'agent.kind': {exc}") from None
     if kind.is_sb3:
         unsupported = {"ppo.task_coef": cfg.ppo.task_coef > 0, "cuda_graph": cfg.cuda_graph,
-                       "env.collect_groups": cfg.env.collect_groups > 1}
+                       "env.collect_groups": cfg.env.collect_groups > 1, "agent.ignore_obs": bool(cfg.agent.ignore_obs)}
         for key, bad in unsupported.items():
             if bad:
                 raise ConfigError(f"config key '{key}' has no SB3 counterpart: leave it at its default "

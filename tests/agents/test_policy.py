@@ -186,3 +186,31 @@ def test_one_agent_config_serves_the_trainer_and_the_factory():
     with pytest.raises(ConfigError, match=r"config key 'agent.cell': unknown cell 'lstmm'.*Valid cells:") as err:
         load_config(None, ["agent.cell=lstmm"])
     assert "\n" not in str(err.value)
+
+
+def test_ignored_obs_dims_change_nothing_and_the_others_do():
+    policy = small_policy("gru", ignore_obs=[1, 3])
+    obs = torch.randn(T, B, OBS)
+    reset = resets()
+    actions = torch.randn(T, B, ACT)
+    state = policy.initial_state(B)
+    changed = obs.clone()
+    changed[..., [1, 3]] += 5.0
+    with torch.no_grad():
+        base = policy.evaluate(obs, state, reset, actions)
+        same = policy.evaluate(changed, state, reset, actions)
+        step = policy.act(changed[0], state, reset[0], deterministic=True)
+        step_base = policy.act(obs[0], state, reset[0], deterministic=True)
+        seen = obs.clone()
+        seen[..., 0] += 5.0
+        other = policy.evaluate(seen, state, reset, actions)
+    for a, b in zip(base, same):
+        assert torch.equal(a, b)
+    assert torch.equal(step.action, step_base.action)
+    assert not torch.allclose(base[2], other[2])  # dim 0 is seen
+    assert "obs_keep" not in policy.state_dict()  # checkpoints keep their keys
+
+
+def test_ignore_obs_out_of_range_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"ignore_obs indices \[6\] are outside the 6-dim observation"):
+        small_policy("gru", ignore_obs=[0, 6])

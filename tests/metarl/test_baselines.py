@@ -99,6 +99,8 @@ def test_agent_kind_registry_errors_name_the_closest_kind():
         tiny("sb3_ppo")
     with pytest.raises(ConfigError, match="ppo.task_coef.*no SB3 counterpart"):
         tiny("sb3-ppo", "ppo.task_coef=0.1")
+    with pytest.raises(ConfigError, match="agent.ignore_obs.*no SB3 counterpart"):
+        tiny("sb3-ppo", "agent.ignore_obs=[0]")
     with pytest.raises(ValueError, match="not an SB3 baseline"):
         algo_class("metarl")
 
