@@ -23,6 +23,7 @@ from metarl.agent import Agent
 from metarl.agents import make_policy
 from metarl.config import config_from_dict
 from metarl.envs.registry import task_vectors
+from metarl import pretrained
 from metarl.normalize import ObsNormalizer
 
 FORMAT_VERSION = 1
@@ -91,7 +92,10 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def resolve_checkpoint(run_dir_or_checkpoint: str | Path, name: str = "last.pt") -> Path:
-    """A checkpoint file, or ``DIR/checkpoints/<name>`` of a run directory."""
+    """A checkpoint file, ``DIR/checkpoints/<name>`` of a run directory, or a shipped agent's
+    (``pretrained:NAME``, ``metarl.pretrained``)."""
+    if pretrained.is_pretrained(run_dir_or_checkpoint):
+        return pretrained.checkpoint_path(str(run_dir_or_checkpoint))
     p = Path(run_dir_or_checkpoint)
     if not p.exists():
         raise FileNotFoundError(f"no such run directory or checkpoint: {p}")
@@ -125,7 +129,7 @@ def task_dim(cfg: Any) -> int:
     """Width of the task-inference head a config needs (0 without ``ppo.task_coef``)."""
     if cfg.ppo.task_coef <= 0:
         return 0
-    return int(task_vectors(cfg.env.benchmark, "train").shape[-1])
+    return len(cfg.ppo.task_dims) or int(task_vectors(cfg.env.benchmark, "train").shape[-1])
 
 
 def load_agent(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu"):

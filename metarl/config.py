@@ -109,6 +109,11 @@ class PPOConfig:
     parameters (``metarl.envs.registry.task_vectors``, standardised; Meta-World: object and
     goal positions) at every step of the training trials. Training tasks only; the policy
     never sees them and evaluation never uses them. 0 = plain RL²."""
+    task_dims: list[int] = field(default_factory=list)
+    """Which dims of the task vector the task head predicts ([] = all). Predict only what the
+    observation hides: on ML1/reach-v3 the goal, dims [3, 4, 5] (its object position is dims
+    0-2; with the object hidden from the policy, predicting it can only be a lookup of the
+    training task, which is memorising, not inferring)."""
     trial_end: str = "terminal"
     """How the last step of a trial is treated: ``terminal`` (the RL² episode ends, value 0)
     or ``bootstrap`` (truncation: bootstrap with the value of the final observation)."""

@@ -159,7 +159,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     obs_norm = ObsNormalizer(mask, clip=cfg.normalize.clip) if mask.any() else None
     return_scaler = ReturnScaler(cfg.ppo.gamma) if cfg.normalize.reward else None
     buffer = RolloutBuffer(T, N, obs_dim, action_dim, L, device)
-    task_table = _task_targets(cfg.env.benchmark) if cfg.ppo.task_coef > 0 else None  # (C, G, F)
+    task_table = _task_targets(cfg.env.benchmark, cfg.ppo.task_dims) if cfg.ppo.task_coef > 0 else None  # (C, G, F)
     stepper = PolicyStepper(policy, device) if cfg.cuda_graph else None
     if stepper is not None and not stepper.use_graph and dist.is_main:
         print(f"note: cuda_graph has no effect here ({stepper.fallback_reason or 'device ' + device.type}): "
@@ -347,12 +347,17 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     return TrainResult(run_dir, update, env_steps, interrupted, last_eval)
 
 
-def _task_targets(benchmark: str) -> torch.Tensor:
-    """(C, G, F) float32 training task vectors, standardised per dim over the split's tasks
-    (constant dims become 0), so every dim weighs alike in the task-inference loss."""
+def _task_targets(benchmark: str, dims: list[int] | None = None) -> torch.Tensor:
+    """(C, G, F) float32 training task vectors (only ``dims`` of them, if given), standardised per
+    dim over the split's tasks (constant dims become 0), so every dim weighs alike in the loss."""
     from metarl.envs.registry import task_vectors
 
     table = task_vectors(benchmark, "train")  # (C, G, F), NaN rows pad classes with fewer goals
+    if dims:
+        bad = [d for d in dims if not 0 <= d < table.shape[-1]]
+        if bad:
+            raise ValueError(f"ppo.task_dims {bad} are outside {benchmark}'s {table.shape[-1]}-dim task vector")
+        table = table[..., list(dims)]  # (C, G, len(dims))
     flat = table.reshape(-1, table.shape[-1])
     flat = flat[~np.isnan(flat).any(1)]
     mean, std = flat.mean(0), flat.std(0)

@@ -143,3 +143,13 @@ def test_obs_noise_perturbs_only_the_env_dims_the_policy_sees_and_is_seeded():
     assert abs(diff[:, layout.env].std() - 0.5) < 0.15
     np.testing.assert_array_equal(diff[:, layout.env.stop:], 0)
     np.testing.assert_array_equal(noisy, again)
+
+
+def test_task_dims_choose_the_predicted_dims_and_name_the_valid_range():
+    """``ppo.task_dims`` keeps only those columns of the standardised targets; the head is that wide."""
+    full = train_mod._task_targets("point-nav")  # (1, G, 2)
+    assert torch.equal(train_mod._task_targets("point-nav", [1]), full[..., [1]])
+    cfg = load_config(None, TOY + ["ppo.task_coef=1.0", "ppo.task_dims=[1]"])
+    assert task_dim(cfg) == 1
+    with pytest.raises(ValueError, match=r"ppo.task_dims \[2\] are outside point-nav's 2-dim task vector"):
+        train_mod._task_targets("point-nav", [0, 2])
