@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "record": "metarl.record",
     "plot": "metarl.plot",
     "envs": "metarl.envs_cli",
+    "pretrained": "metarl.pretrained",
 }
 
 
