@@ -42,8 +42,9 @@ from metarl.config import TrainConfig, config_from_dict, save_config
 from metarl.envs import TRIAL_START, make_env
 from metarl.kinds import get_kind
 from metarl.logger import MetricsLogger, Progress
-from metarl.rollout import AttemptStats, derive_seed, make_envs
+from metarl.rollout import derive_seed, make_envs
 from metarl.train import EVAL_STREAM, TrainResult, metric_columns, StopFlag, resolve_device
+from metarl.trials import AttemptStats, attempt_stats
 
 #: agent kind -> (SB3 algorithm class, policy name)
 SB3_ALGOS: dict[str, tuple[type, str]] = {
@@ -185,21 +186,6 @@ class SB3Agent:
         return (action, state, {}) if diagnostics else (action, state)
 
 
-def play_trials(envs, agent: Any, trials: int, seed: int) -> AttemptStats:
-    """Deterministic actions on ``trials`` whole trials per env of a trial vector env; success/return by attempt."""
-    n, k = envs.num_envs, envs.episodes_per_trial
-    obs, _ = envs.reset(seed=seed)
-    state, stats, ended = agent.initial_state(n), AttemptStats(k), np.zeros(n, dtype=np.int64)
-    for _ in range(trials * envs.trial_length):
-        action, state = agent.act(obs, state, deterministic=True)
-        obs, _, terminated, truncated, infos = envs.step(action)
-        idx = np.flatnonzero(np.logical_or(terminated, truncated))
-        if idx.size:
-            stats.add(ended[idx] % k, infos["episode_success"][idx], infos["episode_return"][idx])
-            ended[idx] += 1
-    return stats
-
-
 class _Loop(BaseCallback):
     """metarl's per-update bookkeeping inside ``model.learn``: metrics row, held-out eval, checkpoints,
     progress bar, Ctrl-C. An update's row is written once SB3 has trained on it (at the next rollout start)."""
@@ -269,7 +255,7 @@ class _Loop(BaseCallback):
             self.eval_envs = make_envs(self.cfg.env, "test", self.cfg.env.eval_num_envs or self.cfg.env.num_envs)
         agent = SB3Agent(self.model, self.norm, self.cfg)
         seed = derive_seed(self.cfg.seed, EVAL_STREAM, self.update)
-        return play_trials(self.eval_envs, agent, self.cfg.env.eval_trials, seed).metrics("eval")
+        return attempt_stats(agent, self.eval_envs, self.cfg.env.eval_trials, seed).metrics("eval")
 
     def save(self, name: str) -> None:
         """``checkpoints/<name>.zip`` (and the VecNormalize statistics), each written then renamed."""

@@ -25,6 +25,7 @@ import torch
 
 from metarl import stats
 from metarl.kinds import agent_label
+from metarl.trials import Step, play_trials
 
 PROTOCOLS = ("rl2", "metaworld")
 
@@ -197,35 +198,23 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             numbers = [r * per_round + i // num_classes for i in range(num_envs)]
             tasks = [(i % num_classes, orders[i % num_classes][t]) if t < trials else None
                      for i, t in enumerate(numbers)]
-            obs, infos = envs.reset(seed=s.seed + r * num_envs, options={"tasks": tasks})
-            task_ids = np.asarray(infos["task_id"]).copy()  # (N,) this round's classes
-            goals = np.asarray(infos["goal"]).copy()  # (N,) this round's goals
-            state = agent.initial_state(num_envs)
-            succ = np.zeros((num_envs, k), dtype=bool)  # (N, K)
-            rets = np.zeros((num_envs, k))  # (N, K)
-            ended = np.zeros(num_envs, dtype=np.int64)  # attempts finished per env
             switches: list[list[int]] = [[] for _ in range(num_envs)]
-            for _ in range(length):
-                # attempts run in lockstep (equal lengths), so every env is in attempt ended.min() + 1
-                deterministic = s.deterministic and int(ended.min()) >= s.explore_attempts
-                action, state = agent.act(obs, state, deterministic=deterministic)
-                obs, _, term, trunc, infos = envs.step(action)
+
+            def on_step(step: Step, infos: dict[str, np.ndarray], done: np.ndarray) -> None:
                 for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
-                    switches[i].append(int(ended[i]) + 1)
-                done = np.logical_or(term, trunc)
-                for i in np.flatnonzero(done):
-                    if ended[i] < k:
-                        succ[i, ended[i]] = bool(infos["episode_success"][i])
-                        rets[i, ended[i]] = float(infos["episode_return"][i])
-                    ended[i] += 1
+                    switches[i].append(int(step.ended[i]) + 1)
                 bar.update(1)
-            if not np.all(ended == k):
-                raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {ended.tolist()}")
+
+            played = play_trials(agent, envs, length, seed=s.seed + r * num_envs, options={"tasks": tasks},
+                                 deterministic=s.deterministic, explore_attempts=s.explore_attempts, on_step=on_step)
+            if not np.all(played.ended == k):
+                raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {played.ended.tolist()}")
+            task_ids, goals = played.reset_infos["task_id"], played.reset_infos["goal"]  # (N,) this round's tasks
             # record only the planned trials: exactly `trials` per class, in (round, env) order
             for i in range(num_envs):
                 if tasks[i] is not None:
-                    records.append(TrialRecord(classes[int(task_ids[i])], succ[i].tolist(), rets[i].tolist(),
-                                               int(goals[i]), switches[i]))
+                    records.append(TrialRecord(classes[int(task_ids[i])], played.success[i].tolist(),
+                                               played.returns[i].tolist(), int(goals[i]), switches[i]))
     finally:
         bar.close()
         envs.close()

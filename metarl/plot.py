@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from metarl import stats
+from metarl.diagnostics import trace_memory
 
 # config keys that do not change what is learned: runs differing only here are seeds of one config
 _NON_CONFIG_KEYS = {"seed", "progress", "tensorboard", "device", "torch_threads", "checkpoint_interval",
@@ -316,50 +317,6 @@ def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
-
-
-def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str = "test", seed: int = 0,
-                 episodes_per_trial: int | None = None, max_episode_steps: int | None = None) -> dict[str, np.ndarray]:
-    """Play one trial without rendering and keep the memory diagnostics (what ``metarl record`` saves).
-
-    ``task`` defaults to the split's first class (sorted). Returns an empty dict for cells
-    without memory diagnostics.
-    """
-    from metarl.envs import make_env, tasks
-    from metarl.evaluate import agent_env_kwargs, seeded_torch
-
-    classes = tasks(benchmark, split)
-    task = task or sorted(classes)[0]
-    kwargs = agent_env_kwargs(agent)
-    # env_index = class index, num_envs = #classes: every trial of this env plays ``task``
-    env = make_env(benchmark, split=split, episodes_per_trial=episodes_per_trial, max_episode_steps=max_episode_steps,
-                   env_index=classes.index(task), num_envs=len(classes), **kwargs)
-    try:
-        obs, info = env.reset(seed=seed)
-        state = agent.initial_state(1)
-        history: dict[str, list[np.ndarray]] = {}
-        successes, success = [], False
-        with seeded_torch(agent, seed):
-            for _ in range(env.trial_length):
-                action, state, diag = agent.act(obs[None], state, deterministic=True, diagnostics=True)
-                if not diag:
-                    return {}
-                for key, value in diag.items():
-                    history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
-                obs, _, _, truncated, info = env.step(action[0])
-                success |= bool(info["success"])
-                if truncated:
-                    successes.append(success)
-                    success = False
-                    if not info["trial_end"]:
-                        obs, _ = env.reset()
-    finally:
-        env.close()
-    memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
-    memory["episode_starts"] = np.arange(env.episodes_per_trial) * env.max_episode_steps
-    memory["successes"] = np.array(successes)
-    memory["task"] = np.array(task)
-    return memory
 
 
 def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from metarl.diagnostics import History, keep_diagnostics, memory_arrays
 from metarl.render import CAMERAS
+from metarl.trials import SingleEnvBatch, Step, play_trials
 
 STRIP_WIDTH = 192  # pixels of the memory side strip (a multiple of 16 keeps H.264 happy)
 STRIP_HISTORY = 100  # env steps shown in the side strip
@@ -230,52 +232,54 @@ def frames_per_attempt(max_episode_steps: int, every: int) -> int:
     return math.ceil(max_episode_steps / every)
 
 
+class _TrialFilm:
+    """The callbacks that film one trial for :func:`record_trial`: a frame with its overlay (and
+    memory strip) every ``s.every`` steps of each attempt, from the state the agent just acted in."""
+
+    def __init__(self, frames: _Frames, s: RecordSettings, trial: int, k: int, t_max: int, bar: Any) -> None:
+        self.frames, self.s, self.trial, self.k, self.t_max, self.bar = frames, s, trial, k, t_max, bar
+        self.history: History = {}
+        self.video: list[np.ndarray] = []
+        self.strips: list[np.ndarray | None] = []  # None: the agent has no memory diagnostics
+        self.success = False  # this attempt's, so far
+        self.solved = 0  # attempts solved before this one
+
+    def on_act(self, step: Step) -> None:
+        # the agent acted first, so each frame's strip includes the memory it reads at that frame's state
+        if step.diagnostics:
+            keep_diagnostics(self.history, step.diagnostics)
+        i, attempt = step.t % self.t_max, int(step.ended[0]) + 1  # attempts are t_max steps each
+        if i % self.s.every:
+            return
+        lines = [
+            f"{step.infos['task'][0]}  ({self.s.split} split)  trial {self.trial + 1}",
+            f"attempt {attempt}/{self.k}  step {i}/{self.t_max}",
+            f"success this attempt: {'yes' if self.success else 'no'}   "
+            f"attempts solved: {self.solved + int(self.success)}/{attempt}",
+        ]
+        self.video.append(overlay(self.frames(), lines, self.success))
+        self.bar.update(1)
+        self.strips.append(memory_strip(self.history, self.video[-1].shape[0], episode_length=self.t_max)
+                           if self.history else None)
+
+    def on_step(self, step: Step, infos: dict[str, np.ndarray], done: np.ndarray) -> None:
+        self.success |= bool(infos["success"][0])
+        if done[0]:
+            self.solved += int(self.success)
+            self.success = False
+
+
 def record_trial(agent: Any, env: Any, frames: _Frames, s: RecordSettings, trial: int, bar: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Play one trial; return its video frames and its per-step memory diagnostics."""
     k, t_max = env.episodes_per_trial, env.max_episode_steps
-    obs, info = env.reset(seed=s.seed + trial)
-    state = agent.initial_state(1)
-    history: dict[str, list[np.ndarray]] = {}
-    successes: list[bool] = []
-    out: list[np.ndarray] = []
-    strips: list[np.ndarray | None] = []  # None: the agent has no memory diagnostics
-    for attempt in range(1, k + 1):
-        if attempt > 1:
-            obs, info = env.reset()
-        success = False
-        for i in range(t_max + 1):
-            shown = i % s.every == 0 and i < t_max
-            if shown:
-                frame = frames()
-                done_so_far = sum(successes) + int(success)
-                lines = [
-                    f"{info['task']}  ({s.split} split)  trial {trial + 1}",
-                    f"attempt {attempt}/{k}  step {i}/{t_max}",
-                    f"success this attempt: {'yes' if success else 'no'}   attempts solved: {done_so_far}/{attempt}",
-                ]
-                out.append(overlay(frame, lines, success))
-                bar.update(1)
-            if i == t_max:
-                break
-            # act first, so each frame's strip includes the memory the agent reads at that frame's state
-            if s.diagnostics:
-                action, state, diag = agent.act(obs[None], state, deterministic=s.deterministic, diagnostics=True)
-                for key, value in diag.items():
-                    history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
-            else:
-                action, state = agent.act(obs[None], state, deterministic=s.deterministic)
-            if shown:
-                strips.append(memory_strip(history, out[-1].shape[0], episode_length=t_max) if history else None)
-            obs, _, _, _, info = env.step(action[0])
-            success |= bool(info["success"])
-        successes.append(success)
-    if any(strip is not None for strip in strips):  # the cell has memory: every frame gets its strip
-        out = [np.concatenate([f, x], axis=1) for f, x in zip(out, strips)]
-    memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
-    memory["episode_starts"] = np.arange(k) * t_max
-    memory["successes"] = np.array(successes)
-    memory["task"] = np.array(str(info["task"]))
-    return out, memory
+    film = _TrialFilm(frames, s, trial, k, t_max, bar)
+    played = play_trials(agent, SingleEnvBatch(env), env.trial_length, seed=s.seed + trial,
+                         deterministic=s.deterministic, diagnostics=s.diagnostics,
+                         on_act=film.on_act, on_step=film.on_step)
+    out = film.video
+    if any(strip is not None for strip in film.strips):  # the cell has memory: every frame gets its strip
+        out = [np.concatenate([f, x], axis=1) for f, x in zip(out, film.strips)]
+    return out, memory_arrays(film.history, k, t_max, played.success[0], str(played.infos["task"][0]))
 
 
 STEPS_PER_SECOND = 30  # env steps per second of video by default, whatever --every
