@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from metarl import stats
+from metarl.checkpoint import load_agent
 from metarl.diagnostics import trace_memory
 
 # config keys that do not change what is learned: runs differing only here are seeds of one config
@@ -100,8 +102,6 @@ def load_run(path: str | Path) -> RunData:
         raise ValueError(f"{p} is not a metarl run directory (no metrics.csv)")
     config: dict[str, Any] = {}
     if (p / "config.yaml").is_file():
-        import yaml
-
         config = yaml.safe_load((p / "config.yaml").read_text()) or {}
     evals = {}
     for split in ("train", "test"):
@@ -129,7 +129,7 @@ def group_runs(runs: list[RunData]) -> dict[str, list[RunData]]:
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # late: the Agg backend must be chosen before pyplot is imported, and only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -322,8 +322,6 @@ def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
 def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:
     """For runs without a recording: trace one held-out trial each (first run per config), kept in
     memory (nothing is written beside the plots); ``(name, memory)`` pairs."""
-    from metarl.checkpoint import load_agent
-
     traced = []
     for label, members in group_runs(runs).items():
         run = members[0]

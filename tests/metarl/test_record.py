@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.record import STRIP_WIDTH, RecordSettings, default_fps, frames_per_attempt, memory_strip, overlay, record
+from metarl.record import RecordSettings, default_fps, frames_per_attempt, record
 from metarl.render import RenderError, choose_backend, default_every
+from metarl.video import STRIP_WIDTH, memory_strip, overlay
 
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
 
