@@ -40,10 +40,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 from metarl.checkpoint import CHECKPOINT_DIR
 from metarl.config import TrainConfig, config_from_dict, save_config
 from metarl.envs import TRIAL_START, make_env
+from metarl.interrupt import StopFlag
 from metarl.kinds import get_kind
 from metarl.logger import MetricsLogger, Progress
 from metarl.rollout import derive_seed, make_envs
-from metarl.train import EVAL_STREAM, TrainResult, metric_columns, StopFlag, resolve_device
+from metarl.train import EVAL_STREAM, TrainResult, metric_columns, resolve_device
 from metarl.trials import AttemptStats, attempt_stats
 
 #: agent kind -> (SB3 algorithm class, policy name)
