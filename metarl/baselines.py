@@ -286,11 +286,11 @@ def train_sb3(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tr
     get_benchmark(cfg.env.benchmark)
     run_dir = Path(run_dir)
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     venv = make_sb3_vec_env(cfg)
     k, trial_length = int(venv.get_attr("episodes_per_trial")[0]), int(venv.get_attr("trial_length")[0])
+    save_config(cfg, run_dir / "config.yaml", episodes_per_trial=k)
     norm = None
     if cfg.normalize.obs or cfg.normalize.reward:
         venv = norm = VecNormalize(venv, norm_obs=cfg.normalize.obs, norm_reward=cfg.normalize.reward,

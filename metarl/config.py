@@ -367,9 +367,13 @@ def load_config(
     return config_from_dict(data)
 
 
-def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+def save_config(cfg: TrainConfig, path: str | Path, episodes_per_trial: int | None = None) -> None:
+    """Write the resolved config as YAML. ``episodes_per_trial``: the number the envs play, written
+    in place of a null ``env.episodes_per_trial`` (the benchmark's default), so the file says it."""
+    data = config_to_dict(cfg)
+    if data["env"]["episodes_per_trial"] is None:
+        data["env"]["episodes_per_trial"] = episodes_per_trial
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 _CHOICES = {

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from metarl.envs.registry import get_benchmark
+
 # config keys that do not change what is learned: runs differing only here are seeds of one config
 _NON_CONFIG_KEYS = {"seed", "progress", "tensorboard", "device", "torch_threads", "checkpoint_interval",
                     "save_interval", "eval_interval", "deterministic", "env.workers"}
@@ -85,6 +87,12 @@ def load_run(path: str | Path) -> RunData:
     config: dict[str, Any] = {}
     if (p / "config.yaml").is_file():
         config = yaml.safe_load((p / "config.yaml").read_text()) or {}
+    env = config.get("env") or {}
+    if "episodes_per_trial" in env and env["episodes_per_trial"] is None:  # written before config.yaml said the K played
+        try:
+            env["episodes_per_trial"] = get_benchmark(env.get("benchmark", "")).default_episodes_per_trial
+        except ValueError:  # a benchmark this version does not know: leave it as written
+            pass
     evals = {}
     for split in ("train", "test"):
         f = p / f"eval_{split}.json"

@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainR
     envs = _make_envs_deferring_sigint(cfg.env, "train", cfg.env.num_envs, trial_autoreset=False)
     if dist.is_main:
         (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run_dir / "config.yaml", episodes_per_trial=envs.episodes_per_trial)
     run = _Run(cfg, run_dir, envs, device, dist, generator, ckpt)
     logger = MetricsLogger(run_dir, columns=metric_columns(envs.episodes_per_trial), tensorboard=cfg.tensorboard,
                            resume_update=run.update if resume else None, enabled=dist.is_main)
