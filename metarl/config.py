@@ -22,6 +22,7 @@ import yaml
 
 from metarl.agents.config import AgentConfig  # noqa: F401 - the ``agent`` section, owned by the agents layer
 from metarl.agents.registry import check_cell
+from metarl.envs.checks import check_caller_share, check_positive, check_spin, check_workers
 from metarl.kinds import get_kind
 
 
@@ -408,9 +409,21 @@ def validate(cfg: TrainConfig) -> None:
             close = difflib.get_close_matches(value, _CHOICES[key], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"config key '{key}' must be one of {', '.join(_CHOICES[key])}, got '{value}'{hint}")
+    # the envs layer's own rules (metarl.envs.checks), named by their config keys
+    env_rules = [("env.num_envs", check_positive, cfg.env.num_envs),
+                 ("env.max_episode_steps", check_positive, cfg.env.max_episode_steps),
+                 ("env.episodes_per_trial", check_positive, cfg.env.episodes_per_trial),
+                 ("env.workers", check_workers, cfg.env.workers),
+                 ("env.caller_share", check_caller_share, cfg.env.caller_share),
+                 ("env.spin", check_spin, cfg.env.spin)]
+    for key, check, value in env_rules:
+        if value is not None:  # None: the envs layer's default
+            try:
+                check(f"config key '{key}'", value)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     positive = {
         "total_steps": cfg.total_steps,
-        "env.num_envs": cfg.env.num_envs,
         "env.eval_trials": cfg.env.eval_trials,
         "env.collect_groups": cfg.env.collect_groups,
         "agent.hidden_size": cfg.agent.hidden_size,
@@ -435,10 +448,6 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
-    for key in ("max_episode_steps", "episodes_per_trial"):
-        value = getattr(cfg.env, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
     if cfg.agent.task_input and cfg.ppo.task_coef <= 0:
         raise ConfigError("config key 'agent.task_input' needs 'ppo.task_coef' > 0 (the loss that trains the task head)")
     if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
@@ -451,12 +460,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"
         )
-    if cfg.env.caller_share is not None and not 0.0 <= cfg.env.caller_share <= 1.0:
-        raise ConfigError(f"config key 'env.caller_share' must be a fraction in [0, 1], got {cfg.env.caller_share}")
-    if not 0.0 <= cfg.env.spin <= 1.0:
-        raise ConfigError(f"config key 'env.spin' must be seconds in [0, 1], got {cfg.env.spin}")
-    if cfg.env.workers is not None and cfg.env.workers < 0:
-        raise ConfigError(f"config key 'env.workers' must be >= 0, got {cfg.env.workers}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
         raise ConfigError("config keys 'ppo.gamma' and 'ppo.gae_lambda' must lie in [0, 1]")
     if cfg.ppo.lr <= 0:
