@@ -184,14 +184,9 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             tasks = [(i % num_classes, orders[i % num_classes][t]) if t < trials else None
                      for i, t in enumerate(numbers)]
             switches: list[list[int]] = [[] for _ in range(num_envs)]
-
-            def on_step(step: Step, infos: dict[str, np.ndarray], done: np.ndarray) -> None:
-                for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
-                    switches[i].append(int(step.ended[i]) + 1)
-                bar.update(1)
-
             played = play_trials(agent, envs, length, seed=s.seed + r * num_envs, options={"tasks": tasks},
-                                 deterministic=s.deterministic, explore_attempts=s.explore_attempts, on_step=on_step)
+                                 deterministic=s.deterministic, explore_attempts=s.explore_attempts,
+                                 on_step=_note_switches(switches, bar))
             if not np.all(played.ended == k):
                 raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {played.ended.tolist()}")
             task_ids, goals = played.reset_infos["task_id"], played.reset_infos["goal"]  # (N,) this round's tasks
@@ -206,6 +201,17 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     meta = {"episodes_per_trial": k, "max_episode_steps": int(envs.max_episode_steps), "trials": trials,
             "num_envs": num_envs, "classes": classes}
     return records, meta
+
+
+def _note_switches(switches: list[list[int]], bar: Any):
+    """An ``on_step`` callback that appends to ``switches[i]`` the 1-based attempts of env i whose
+    task was switched, and ticks ``bar`` once per vector step."""
+    def on_step(step: Step, infos: dict[str, np.ndarray], done: np.ndarray) -> None:
+        for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
+            switches[i].append(int(step.ended[i]) + 1)
+        bar.update(1)
+
+    return on_step
 
 
 def evaluate_agent(
