@@ -107,7 +107,8 @@ def training_run() -> dict[str, Any]:
     return {
         "metrics": [{c: r[c] for c in keep} for r in rows],
         "counters": counters,
-        "config": ckpt["config"],
+        # the env config as given, not all of the config: keys added later must not count
+        "config_env": {k: ckpt["config"]["env"][k] for k in ("benchmark", "episodes_per_trial", "max_episode_steps")},
         "model": {k: _summary(v.numpy()) for k, v in ckpt["model"].items()},
         "obs_normalizer_mean": _floats(ckpt["obs_normalizer"]["rms"]["mean"]),
     }
