@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from metarl.envs.trial import check_fraction
+from metarl.envs.checks import check_spin
 from metarl.envs.vector import TrialVectorEnv
 from metarl.envs.workers import balance, run_worker
 
@@ -60,7 +60,7 @@ class PipelinedTrialVectorEnv(TrialVectorEnv):
     """``TrialVectorEnv`` with group steps and spinning workers; see the module docstring."""
 
     def __init__(self, benchmark: Any, *, spin: float = 0.0, **kwargs: Any) -> None:
-        self._spin = float(check_fraction("spin", spin, "seconds in [0, 1] (0: workers block at once)"))
+        self._spin = float(check_spin("spin", spin))
         # group steps sent and not yet waited for, oldest first: (env ids, workers told)
         self._pending: collections.deque[tuple[bytes, list[int]]] = collections.deque()
         self._plans: dict[bytes, tuple[list[tuple[int, list[int]]], list[int]]] = {}  # env ids -> plan

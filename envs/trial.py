@@ -66,23 +66,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from metarl.envs.checks import check_positive
 from metarl.envs.core import BenchmarkSpec, Core, TaskSet, resolve_task
 from metarl.envs.obs_layout import CLOCK_DIMS, ObsLayout
 from metarl.envs.registry import check_split, get_benchmark
-
-
-def check_positive(name: str, value: int) -> int:
-    """Return ``value`` if it is an int >= 1, else a one-line ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def check_fraction(name: str, value: float, what: str) -> float:
-    """Return ``value`` if it is a number in [0, 1], else a one-line ValueError "``name`` must be ``what``"."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return value
 
 
 class TrialEnv(gym.Env):

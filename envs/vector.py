@@ -53,9 +53,10 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from metarl.envs.checks import check_caller_share, check_positive, check_workers
 from metarl.envs.core import BenchmarkSpec, resolve_task
 from metarl.envs.registry import check_split, get_benchmark
-from metarl.envs.trial import TrialEnv, check_fraction, check_positive
+from metarl.envs.trial import TrialEnv
 from metarl.envs.workers import (INFO_KEYS, EnvFailed, SharedLayout, balance, main_hidden, reset_block, run_worker,
                                  step_block, usable_cpus, where)
 
@@ -94,13 +95,11 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self.num_envs = check_positive("num_envs", num_envs)
         if caller_share is None:
             caller_share = CALLER_SHARE if workers is None else 0.0
-        check_fraction("caller_share", caller_share, "a fraction in [0, 1] of a worker's block "
-                                                      "(0: the caller steps no envs)")
+        check_caller_share("caller_share", caller_share)
         caller_block = caller_share > 0
         if workers is None:  # one block per usable CPU, the caller's included
             workers = 0 if spec.in_process else min(self.num_envs, usable_cpus()) - caller_block
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
+        workers = check_workers("workers", workers)
         if not isinstance(trial_autoreset, bool):
             raise ValueError(f"trial_autoreset must be True or False, got {trial_autoreset!r}")
         self.trial_autoreset = trial_autoreset

@@ -40,10 +40,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 from metarl.checkpoint import CHECKPOINT_DIR
 from metarl.config import TrainConfig, config_from_dict, save_config
 from metarl.envs import TRIAL_START, make_env
+from metarl.interrupt import StopFlag
 from metarl.kinds import get_kind
 from metarl.logger import MetricsLogger, Progress
-from metarl.rollout import AttemptStats, derive_seed, make_envs
-from metarl.train import EVAL_STREAM, TrainResult, metric_columns, StopFlag, resolve_device
+from metarl.rollout import derive_seed, make_envs
+from metarl.train import EVAL_STREAM, TrainResult, metric_columns, resolve_device
+from metarl.trials import AttemptStats, attempt_stats
 
 #: agent kind -> (SB3 algorithm class, policy name)
 SB3_ALGOS: dict[str, tuple[type, str]] = {
@@ -185,21 +187,6 @@ class SB3Agent:
         return (action, state, {}) if diagnostics else (action, state)
 
 
-def play_trials(envs, agent: Any, trials: int, seed: int) -> AttemptStats:
-    """Deterministic actions on ``trials`` whole trials per env of a trial vector env; success/return by attempt."""
-    n, k = envs.num_envs, envs.episodes_per_trial
-    obs, _ = envs.reset(seed=seed)
-    state, stats, ended = agent.initial_state(n), AttemptStats(k), np.zeros(n, dtype=np.int64)
-    for _ in range(trials * envs.trial_length):
-        action, state = agent.act(obs, state, deterministic=True)
-        obs, _, terminated, truncated, infos = envs.step(action)
-        idx = np.flatnonzero(np.logical_or(terminated, truncated))
-        if idx.size:
-            stats.add(ended[idx] % k, infos["episode_success"][idx], infos["episode_return"][idx])
-            ended[idx] += 1
-    return stats
-
-
 class _Loop(BaseCallback):
     """metarl's per-update bookkeeping inside ``model.learn``: metrics row, held-out eval, checkpoints,
     progress bar, Ctrl-C. An update's row is written once SB3 has trained on it (at the next rollout start)."""
@@ -269,7 +256,7 @@ class _Loop(BaseCallback):
             self.eval_envs = make_envs(self.cfg.env, "test", self.cfg.env.eval_num_envs or self.cfg.env.num_envs)
         agent = SB3Agent(self.model, self.norm, self.cfg)
         seed = derive_seed(self.cfg.seed, EVAL_STREAM, self.update)
-        return play_trials(self.eval_envs, agent, self.cfg.env.eval_trials, seed).metrics("eval")
+        return attempt_stats(agent, self.eval_envs, self.cfg.env.eval_trials, seed).metrics("eval")
 
     def save(self, name: str) -> None:
         """``checkpoints/<name>.zip`` (and the VecNormalize statistics), each written then renamed."""
@@ -299,11 +286,11 @@ def train_sb3(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tr
     get_benchmark(cfg.env.benchmark)
     run_dir = Path(run_dir)
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     venv = make_sb3_vec_env(cfg)
     k, trial_length = int(venv.get_attr("episodes_per_trial")[0]), int(venv.get_attr("trial_length")[0])
+    save_config(cfg, run_dir / "config.yaml", episodes_per_trial=k)
     norm = None
     if cfg.normalize.obs or cfg.normalize.reward:
         venv = norm = VecNormalize(venv, norm_obs=cfg.normalize.obs, norm_reward=cfg.normalize.reward,

@@ -19,7 +19,7 @@ from metarl.errors import CLIError
 # subcommand -> module implementing add_parser/run
 COMMANDS: dict[str, str] = {
     "train": "metarl.train_cli",
-    "evaluate": "metarl.evaluate",
+    "evaluate": "metarl.evaluate_cli",
     "record": "metarl.record",
     "plot": "metarl.plot",
     "envs": "metarl.envs_cli",

@@ -4,16 +4,14 @@ A run is fully described by one :class:`TrainConfig`. It is loaded from YAML
 (:func:`load_config`), overridden by ``key=value`` strings with dotted keys
 (``env.num_envs=8``) and written back resolved to ``DIR/config.yaml``. Unknown
 keys and wrong types raise a one-line :class:`ConfigError` (a ``ValueError``)
-that names the closest valid key, so typos fail before any env is built.
+that names the closest valid key, so typos fail before any env is built
+(``metarl.config_types``); :func:`validate` checks ranges and choices.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,9 @@ import yaml
 
 from metarl.agents.config import AgentConfig  # noqa: F401 - the ``agent`` section, owned by the agents layer
 from metarl.agents.registry import check_cell
+from metarl.config_types import ConfigError, all_keys, build, unknown_key
+from metarl.envs.checks import check_caller_share, check_positive, check_spin, check_workers
 from metarl.kinds import get_kind
-
-
-class ConfigError(ValueError):
-    """A bad config key or value (one line, names the closest valid key)."""
 
 
 @dataclass
@@ -173,130 +169,12 @@ class TrainConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
 
 
-# --------------------------------------------------------------------------- keys and types
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
-    """Every dotted leaf key of a config class (``env.num_envs`` ...)."""
-    keys = []
-    hints = _field_types(cls)
-    for f in dataclasses.fields(cls):
-        t = hints[f.name]
-        if dataclasses.is_dataclass(t):
-            keys.extend(_all_keys(t, f"{prefix}{f.name}."))
-        else:
-            keys.append(f"{prefix}{f.name}")
-    return keys
-
-
-def _unknown_key(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.4)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"unknown config key '{key}'{hint}")
-
-
-def _type_name(t: Any) -> str:
-    return getattr(t, "__name__", str(t).replace("typing.", ""))
-
-
-# Integer spellings in scientific notation (``1e5``, ``2E6``, ``1_000e3``): an integer
-# mantissa and a non-negative exponent, so the value is exact. Anything else with an
-# exponent or a point (``1.5e3``, ``1e-3``) is refused for int keys.
-_SCI_INT = re.compile(r"[+-]?[0-9](_?[0-9])*[eE]\+?[0-9]+")
-_SCI_FLOAT = re.compile(r"[+-]?([0-9][0-9_]*)?\.?[0-9_]*[eE][+-]?[0-9]+|[+-]?[0-9][0-9_]*\.[0-9_]*")
-
-
-class _NotAnInteger(ConfigError):
-    """A number spelling that is no exact integer, given for an int key."""
-
-
-def _coerce(key: str, value: Any, t: Any) -> Any:
-    """Check ``value`` against annotation ``t``; ints widen to floats, integer spellings like
-    ``1e5`` become ints, nothing else converts."""
-    origin = typing.get_origin(t)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(t)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(key, value, a)
-            except ConfigError as exc:
-                errors.append(exc)
-        for exc in errors:
-            if isinstance(exc, _NotAnInteger):  # "1.5e3" for an int-or-None key: say why
-                raise exc
-        raise ConfigError(f"config key '{key}' expects {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if t is bool:
-        if isinstance(value, bool):
-            return value
-    elif t is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and _SCI_INT.fullmatch(value.strip()):  # PyYAML reads "1e5" as a string
-            mantissa, exponent = re.split("[eE]", value.strip())
-            if int(exponent) > 100:
-                raise _NotAnInteger(f"config key '{key}' expects int, got {value!r}: too large")
-            return int(mantissa) * 10 ** int(exponent)
-        if isinstance(value, str) and _SCI_FLOAT.fullmatch(value.strip()):
-            raise _NotAnInteger(
-                f"config key '{key}' expects int, got {value!r}: not an integer spelling "
-                "(write digits, 1_500, or an integer mantissa such as 15e2)"
-            )
-    elif t is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif t is str:
-        if isinstance(value, str):
-            return value
-    elif t is dict or origin is dict:
-        if isinstance(value, dict):
-            return dict(value)
-    elif origin in (list, tuple):
-        (item,) = typing.get_args(t)[:1] or (Any,)
-        if isinstance(value, (list, tuple)):
-            return [v if item is Any else _coerce(key, v, item) for v in value]
-    else:  # pragma: no cover - only for new annotation kinds
-        return value
-    raise ConfigError(f"config key '{key}' expects {_type_name(t)}, got {value!r} ({type(value).__name__})")
-
-
-def _build(cls: type, data: dict, prefix: str = "") -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
-    hints = _field_types(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if k not in names:
-            raise _unknown_key(key)
-        t = hints[k]
-        if dataclasses.is_dataclass(t):
-            kwargs[k] = _build(t, v or {}, f"{key}.")
-        else:
-            kwargs[k] = _coerce(key, v, t)
-    return cls(**kwargs)
-
-
 # --------------------------------------------------------------------------- public API
 
 
 def config_from_dict(data: dict | None) -> TrainConfig:
     """Build a validated :class:`TrainConfig` from a nested dict (missing keys keep defaults)."""
-    cfg = _build(TrainConfig, data or {})
+    cfg = build(TrainConfig, data or {})
     validate(cfg)
     return cfg
 
@@ -309,7 +187,7 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 def parse_overrides(overrides: list[str] | None) -> dict:
     """``["env.num_envs=8", "agent.cell=gru"]`` -> nested dict; values parsed as YAML scalars."""
     nested: dict = {}
-    valid = set(_all_keys())
+    valid = set(all_keys(TrainConfig))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got '{item}'")
@@ -318,7 +196,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         if key not in valid and not any(v.startswith(key + ".") for v in valid):
             # a cell option is free-form: agent.cell_options.<name>=...
             if not key.startswith("agent.cell_options."):
-                raise _unknown_key(key)
+                raise unknown_key(key, TrainConfig)
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = nested
         parts = key.split(".")
@@ -372,9 +250,13 @@ def load_config(
     return config_from_dict(data)
 
 
-def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+def save_config(cfg: TrainConfig, path: str | Path, episodes_per_trial: int | None = None) -> None:
+    """Write the resolved config as YAML. ``episodes_per_trial``: the number the envs play, written
+    in place of a null ``env.episodes_per_trial`` (the benchmark's default), so the file says it."""
+    data = config_to_dict(cfg)
+    if data["env"]["episodes_per_trial"] is None:
+        data["env"]["episodes_per_trial"] = episodes_per_trial
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 _CHOICES = {
@@ -409,9 +291,21 @@ def validate(cfg: TrainConfig) -> None:
             close = difflib.get_close_matches(value, _CHOICES[key], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"config key '{key}' must be one of {', '.join(_CHOICES[key])}, got '{value}'{hint}")
+    # the envs layer's own rules (metarl.envs.checks), named by their config keys
+    env_rules = [("env.num_envs", check_positive, cfg.env.num_envs),
+                 ("env.max_episode_steps", check_positive, cfg.env.max_episode_steps),
+                 ("env.episodes_per_trial", check_positive, cfg.env.episodes_per_trial),
+                 ("env.workers", check_workers, cfg.env.workers),
+                 ("env.caller_share", check_caller_share, cfg.env.caller_share),
+                 ("env.spin", check_spin, cfg.env.spin)]
+    for key, check, value in env_rules:
+        if value is not None:  # None: the envs layer's default
+            try:
+                check(f"config key '{key}'", value)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     positive = {
         "total_steps": cfg.total_steps,
-        "env.num_envs": cfg.env.num_envs,
         "env.eval_trials": cfg.env.eval_trials,
         "env.collect_groups": cfg.env.collect_groups,
         "agent.hidden_size": cfg.agent.hidden_size,
@@ -436,10 +330,6 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
-    for key in ("max_episode_steps", "episodes_per_trial"):
-        value = getattr(cfg.env, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"config key 'env.{key}' must be >= 1, got {value}")
     if cfg.agent.task_input and cfg.ppo.task_coef <= 0:
         raise ConfigError("config key 'agent.task_input' needs 'ppo.task_coef' > 0 (the loss that trains the task head)")
     if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
@@ -452,12 +342,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"config key 'env.collect_groups' must be <= env.num_envs ({cfg.env.num_envs}), got {cfg.env.collect_groups}"
         )
-    if cfg.env.caller_share is not None and not 0.0 <= cfg.env.caller_share <= 1.0:
-        raise ConfigError(f"config key 'env.caller_share' must be a fraction in [0, 1], got {cfg.env.caller_share}")
-    if not 0.0 <= cfg.env.spin <= 1.0:
-        raise ConfigError(f"config key 'env.spin' must be seconds in [0, 1], got {cfg.env.spin}")
-    if cfg.env.workers is not None and cfg.env.workers < 0:
-        raise ConfigError(f"config key 'env.workers' must be >= 0, got {cfg.env.workers}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
         raise ConfigError("config keys 'ppo.gamma' and 'ppo.gae_lambda' must lie in [0, 1]")
     if cfg.ppo.lr <= 0:

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from metarl.trials import AttemptStats
 
 
 @dataclass
@@ -118,6 +122,49 @@ def all_gather_cat(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(y) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, y)
     return torch.cat(parts, 0).to(x.device)
+
+
+def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    """Every rank's ``obj`` in rank order (``[obj]`` without a process group)."""
+    if not info.enabled:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def merge_moments(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, variance and count of x (M, K) over every rank's rows, merged exactly in rank order."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    stats = torch.stack([t.mean(0), t.var(0, unbiased=False)])[None]  # (1, 2, K)
+    stats = all_gather_cat(stats)  # (W, 2, K)
+    n = float(t.shape[0])
+    mean, var, count = stats[0, 0], stats[0, 1], torch.tensor(n, dtype=torch.float64)
+    for w in range(1, stats.shape[0]):  # Chan et al. merge of equal-size batches
+        delta = stats[w, 0] - mean
+        total = count + n
+        var = (var * count + stats[w, 1] * n + delta**2 * count * n / total) / total
+        mean = mean + delta * n / total
+        count = total
+    return mean, var, count
+
+
+def sum_attempt_stats(stats: AttemptStats, info: DistInfo) -> AttemptStats:
+    """Per-attempt statistics summed over ranks."""
+    if not info.enabled:
+        return stats
+    t = torch.from_numpy(np.stack([stats.success, stats.ret, stats.count]))[None]  # (1, 3, k)
+    total = all_gather_cat(t).sum(0)  # (3, k)
+    out = AttemptStats(stats.episodes_per_trial)
+    out.success, out.ret, out.count = (total[i].numpy() for i in range(3))
+    return out
+
+
+def rank_param_max_diff(policy: nn.Module) -> float:
+    """Largest |parameter difference| between any rank and rank 0 (0.0 when data parallel works)."""
+    flat = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])[None]  # (1, P)
+    every = all_gather_cat(flat)  # (W, P)
+    return float((every - every[:1]).abs().max())
 
 
 def barrier() -> None:

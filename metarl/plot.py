@@ -11,124 +11,35 @@
   read/write weights, forget gates and usage as slots x time heatmaps with
   attempt boundaries marked.
 
-Matplotlib with the Agg backend: no display needed.
+Run directories are read by ``metarl.runs``, untraced trials played by
+``metarl.diagnostics.trace_memory``. Matplotlib with the Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from metarl import stats
+from metarl.checkpoint import load_agent
+from metarl.diagnostics import trace_memory
+from metarl.runs import RunData, group_runs, load_run
 
-# config keys that do not change what is learned: runs differing only here are seeds of one config
-_NON_CONFIG_KEYS = {"seed", "progress", "tensorboard", "device", "torch_threads", "checkpoint_interval",
-                    "save_interval", "eval_interval", "deterministic", "env.workers"}
 MEMORY_KEYS = ("read_weights", "write_weights", "forget", "usage")
 _TITLES = {"read_weights": "read weights (mean over heads)", "write_weights": "write weights",
            "forget": "forget gates", "usage": "slot usage"}
-
-
-@dataclass
-class RunData:
-    """What the plots need from one run directory."""
-
-    path: Path
-    columns: dict[str, np.ndarray]
-    config: dict[str, Any] = field(default_factory=dict)
-    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> evaluate JSON
-
-    @property
-    def label(self) -> str:
-        env, agent = self.config.get("env", {}), self.config.get("agent", {})
-        if env or agent:
-            kind = agent.get("kind", "metarl")
-            return f"{env.get('benchmark', '?')} · {agent.get('cell', '?') if kind == 'metarl' else kind}"
-        return self.path.name
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k != "cell_options":
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
-    return out
-
-
-def config_signature(config: dict[str, Any]) -> tuple:
-    """Hashable config without seed and bookkeeping keys: equal for seeds of one config."""
-    flat = _flatten(config)
-    return tuple(sorted((k, str(v)) for k, v in flat.items() if k not in _NON_CONFIG_KEYS))
-
-
-def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """metrics.csv -> column name -> float array (NaN where a cell is empty)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path} has no rows yet")
-    cols: dict[str, np.ndarray] = {}
-    for name in rows[0]:
-        values = []
-        for r in rows:
-            cell = r.get(name, "")
-            try:
-                values.append(float(cell) if cell not in ("", None) else math.nan)
-            except ValueError:
-                values.append(math.nan)
-        cols[name] = np.array(values)
-    return cols
-
-
-def load_run(path: str | Path) -> RunData:
-    """Read metrics.csv, config.yaml and eval_<split>.json of a run directory."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such run directory: {p}")
-    if not p.is_dir() or not (p / "metrics.csv").is_file():
-        raise ValueError(f"{p} is not a metarl run directory (no metrics.csv)")
-    config: dict[str, Any] = {}
-    if (p / "config.yaml").is_file():
-        import yaml
-
-        config = yaml.safe_load((p / "config.yaml").read_text()) or {}
-    evals = {}
-    for split in ("train", "test"):
-        f = p / f"eval_{split}.json"
-        if f.is_file():
-            evals[split] = json.loads(f.read_text())
-    return RunData(p, read_metrics(p / "metrics.csv"), config, evals)
-
-
-def group_runs(runs: list[RunData]) -> dict[str, list[RunData]]:
-    """Runs grouped by config signature (seeds together), labelled by benchmark and cell."""
-    groups: dict[tuple, list[RunData]] = {}
-    for r in runs:
-        groups.setdefault(config_signature(r.config) if r.config else (str(r.path),), []).append(r)
-    out: dict[str, list[RunData]] = {}
-    for i, members in enumerate(groups.values()):
-        label = members[0].label
-        if label in out or sum(m[0].label == label for m in groups.values()) > 1:
-            label = f"{label} (config {i + 1})"
-        out[label] = members
-    return out
 
 
 # ----------------------------------------------------------------------- figures
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # late: the Agg backend must be chosen before pyplot is imported, and only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -318,55 +229,9 @@ def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
     return out_png
 
 
-def trace_memory(agent: Any, benchmark: str, task: str | None = None, split: str = "test", seed: int = 0,
-                 episodes_per_trial: int | None = None, max_episode_steps: int | None = None) -> dict[str, np.ndarray]:
-    """Play one trial without rendering and keep the memory diagnostics (what ``metarl record`` saves).
-
-    ``task`` defaults to the split's first class (sorted). Returns an empty dict for cells
-    without memory diagnostics.
-    """
-    from metarl.envs import make_env, tasks
-    from metarl.evaluate import agent_env_kwargs, seeded_torch
-
-    classes = tasks(benchmark, split)
-    task = task or sorted(classes)[0]
-    kwargs = agent_env_kwargs(agent)
-    # env_index = class index, num_envs = #classes: every trial of this env plays ``task``
-    env = make_env(benchmark, split=split, episodes_per_trial=episodes_per_trial, max_episode_steps=max_episode_steps,
-                   env_index=classes.index(task), num_envs=len(classes), **kwargs)
-    try:
-        obs, info = env.reset(seed=seed)
-        state = agent.initial_state(1)
-        history: dict[str, list[np.ndarray]] = {}
-        successes, success = [], False
-        with seeded_torch(agent, seed):
-            for _ in range(env.trial_length):
-                action, state, diag = agent.act(obs[None], state, deterministic=True, diagnostics=True)
-                if not diag:
-                    return {}
-                for key, value in diag.items():
-                    history.setdefault(key, []).append(np.asarray(value[0], dtype=np.float32))
-                obs, _, _, truncated, info = env.step(action[0])
-                success |= bool(info["success"])
-                if truncated:
-                    successes.append(success)
-                    success = False
-                    if not info["trial_end"]:
-                        obs, _ = env.reset()
-    finally:
-        env.close()
-    memory = {key: np.stack(v) for key, v in history.items()}  # (K*T, ...) per key
-    memory["episode_starts"] = np.arange(env.episodes_per_trial) * env.max_episode_steps
-    memory["successes"] = np.array(successes)
-    memory["task"] = np.array(task)
-    return memory
-
-
 def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:
     """For runs without a recording: trace one held-out trial each (first run per config), kept in
     memory (nothing is written beside the plots); ``(name, memory)`` pairs."""
-    from metarl.checkpoint import load_agent
-
     traced = []
     for label, members in group_runs(runs).items():
         run = members[0]

@@ -9,15 +9,18 @@ env state, only counters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from metarl.agent import Agent
 from metarl.buffer import RolloutBuffer
 from metarl.envs import TRIAL_START
 from metarl.graphstep import PolicyStepper, act_with_noise
 from metarl.normalize import ObsNormalizer
 from metarl.ppo import NonFiniteError
+from metarl.trials import AttemptStats, attempt_stats
 
 
 def derive_seed(*parts: int) -> int:
@@ -49,39 +52,6 @@ def make_envs(env_cfg, split: str, num_envs: int, trial_autoreset: bool = True):
         task_switches=env_cfg.task_switches,
         switch_class=env_cfg.switch_class,
     )
-
-
-@dataclass
-class AttemptStats:
-    """Success and return per attempt (1-based), summed over ended attempts."""
-
-    episodes_per_trial: int
-    success: np.ndarray = field(init=False)
-    ret: np.ndarray = field(init=False)
-    count: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        k = self.episodes_per_trial
-        self.success, self.ret, self.count = np.zeros(k), np.zeros(k), np.zeros(k)
-
-    def add(self, attempt_index: np.ndarray, success: np.ndarray, ret: np.ndarray) -> None:
-        """``attempt_index`` 0-based, one entry per ended attempt."""
-        np.add.at(self.success, attempt_index, success.astype(np.float64))
-        np.add.at(self.ret, attempt_index, ret.astype(np.float64))
-        np.add.at(self.count, attempt_index, 1.0)
-
-    def metrics(self, prefix: str) -> dict[str, float]:
-        """``<prefix>/success``, ``/return`` and per attempt ``_attempt_<k>`` means."""
-        out: dict[str, float] = {}
-        if self.count.sum() == 0:
-            return out
-        out[f"{prefix}/success"] = float(self.success.sum() / self.count.sum())
-        out[f"{prefix}/return"] = float(self.ret.sum() / self.count.sum())
-        for k in range(self.episodes_per_trial):
-            if self.count[k]:
-                out[f"{prefix}/success_attempt_{k + 1}"] = float(self.success[k] / self.count[k])
-                out[f"{prefix}/return_attempt_{k + 1}"] = float(self.ret[k] / self.count[k])
-        return out
 
 
 def _check_finite(x: np.ndarray, what: str, step: int, env_ids: np.ndarray | None = None) -> None:
@@ -244,26 +214,12 @@ def collect(
     return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats, tasks)
 
 
-@torch.no_grad()
 def evaluate_trials(envs, policy: torch.nn.Module, obs_norm: ObsNormalizer | None, trials: int, seed: int, device) -> AttemptStats:
-    """Deterministic actions on ``trials`` whole trials per env; success/return by attempt."""
-    N, k, T = envs.num_envs, envs.episodes_per_trial, envs.trial_length
+    """Deterministic actions on ``trials`` whole trials per env; success/return by attempt
+    (``metarl.trials.attempt_stats``, with the policy in eval mode)."""
     was_training = policy.training
     policy.eval()
-    obs, _ = envs.reset(seed=seed)
-    state = policy.initial_state(N, device)
-    stats = AttemptStats(k)
-    ended = np.zeros(N, dtype=np.int64)
-    for _ in range(trials * T):
-        x = obs_norm(obs) if obs_norm is not None else np.asarray(obs, dtype=np.float32)
-        obs_t = torch.from_numpy(x).to(device)  # (N, D)
-        out = policy.act(obs_t, state, obs_t[:, TRIAL_START] > 0.5, deterministic=True)
-        state = out.state
-        obs, _, terminated, truncated, infos = envs.step(out.env_action.cpu().numpy())
-        done = np.logical_or(terminated, truncated)
-        if done.any():
-            idx = np.flatnonzero(done)
-            stats.add(ended[idx] % k, infos["episode_success"][idx], infos["episode_return"][idx])
-            ended[idx] += 1
-    policy.train(was_training)
-    return stats
+    try:
+        return attempt_stats(Agent(policy, normalize_obs=obs_norm, device=device), envs, trials, seed)
+    finally:
+        policy.train(was_training)

@@ -12,18 +12,8 @@ import torch
 
 from metarl import cli, stats
 from metarl.protocol import MetaWorldProtocolAgent, per_env_success
-from metarl.evaluate import (
-    EvalSettings,
-    TrialRecord,
-    aggregate_runs,
-    evaluate_agent,
-    goal_order,
-    header,
-    markdown_table,
-    resolve_settings,
-    run_trials,
-    summarize,
-)
+from metarl.evaluate import EvalSettings, evaluate_agent, goal_order, resolve_settings, run_trials
+from metarl.results import TrialRecord, aggregate_runs, header, markdown_table, summarize
 
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
 
@@ -373,7 +363,8 @@ def test_switch_aligned_table_matches_the_trials_it_came_from(point_nav_run: Pat
     """With --task-switches 1 every trial records its switch attempt, and the table around the
     switch is the mean of those trials' attempts at each offset, with its trial counts."""
     from metarl.checkpoint import load_agent
-    from metarl.evaluate import SWITCH_OFFSETS, around_switch, resolve_settings, run_trials
+    from metarl.evaluate import resolve_settings, run_trials
+    from metarl.results import SWITCH_OFFSETS, around_switch
 
     agent = load_agent(point_nav_run)
     s = resolve_settings(agent, EvalSettings(trials=20, episodes_per_trial=4, task_switches=1, deterministic=True))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from metarl import cli
-from metarl.plot import adaptation_by_attempt, group_runs, load_run, make_plots
+from metarl.plot import adaptation_by_attempt, make_plots
+from metarl.runs import group_runs, load_run
 
 from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
 

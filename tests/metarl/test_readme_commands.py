@@ -24,9 +24,9 @@ from metarl.cli import build_parser, main
 from metarl.config import DEFAULT_PRESET, load_config
 from metarl.envs import tasks
 from metarl.presets import resolve_config
-from metarl.render import RenderError, choose_backend
 
-from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
+from _gl import skip_without_gl  # tests/metarl is on sys.path (pytest rootdir import mode)
+from _tiny_runs import tiny_run
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # --set budgets appended to every `metarl train` that runs here: seconds, not minutes
@@ -136,10 +136,7 @@ def test_readme_command_runs_on_a_tiny_run(shape: str, places: dict[str, str], t
     else:
         argv += TINY[command] + (["--num-evals", "1"] if "--protocol" in argv else [])
     if command == "record":
-        try:
-            choose_backend()
-        except RenderError:
-            pytest.skip("no headless GL library (apt-get install libosmesa6)")  # the GL backend is chosen before mujoco is imported: a fresh process
+        skip_without_gl()  # the GL backend is chosen before mujoco is imported: a fresh process
         proc = subprocess.run([sys.executable, "-m", "metarl", *argv], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "attempts solved" in proc.stdout

@@ -16,21 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.record import STRIP_WIDTH, RecordSettings, default_fps, frames_per_attempt, memory_strip, overlay, record
-from metarl.render import RenderError, choose_backend, default_every
+from metarl.record import RecordSettings, default_fps, frames_per_attempt, record
+from metarl.render import choose_backend, default_every
+from metarl.video import STRIP_WIDTH, memory_strip, overlay
 
-from _tiny_runs import tiny_run  # tests/metarl is on sys.path (pytest rootdir import mode)
-
-
-def _gl_available() -> bool:
-    try:
-        choose_backend()
-    except RenderError:
-        return False
-    return True
-
-
-needs_gl = pytest.mark.skipif(not _gl_available(), reason="no headless GL library (apt-get install libosmesa6)")
+from _gl import needs_gl  # tests/metarl is on sys.path (pytest rootdir import mode)
+from _tiny_runs import tiny_run
 
 
 @pytest.fixture(scope="session")

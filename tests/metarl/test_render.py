@@ -18,21 +18,14 @@ import pytest
 from metarl import render
 from metarl.render import CAMERAS, RenderError
 
+from _gl import skip_without_gl  # tests/metarl is on sys.path (pytest rootdir import mode)
+
 PROBE = Path(__file__).with_name("_upright_probe.py")
-
-
-def _gl_available() -> bool:
-    try:
-        render.choose_backend()
-    except RenderError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
 def probe() -> dict:
-    if not _gl_available():
-        pytest.skip("no headless GL library (apt-get install libosmesa6)")
+    skip_without_gl()
     # the environment passes through: MUJOCO_GL=egl (or osmesa) forces that backend, unset picks one
     proc = subprocess.run([sys.executable, str(PROBE), "160"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -361,3 +361,32 @@ def test_progress_bar_shows_one_labelled_speed_eta_and_both_successes():
     p.update(100, train_success=0.25, held_out_success=0.75)
     assert "train success 0.25, held-out success 0.75" in str(p.bar)
     p.close()
+
+
+def test_config_yaml_says_the_episodes_per_trial_played_and_old_run_dirs_still_load(tmp_path):
+    """``env.episodes_per_trial: null`` (benchmark default) is written as the number the envs
+    play; the checkpoint keeps the config as given, so resume is unchanged; a run dir written
+    before (null in config.yaml) still loads, resumes and plots as a seed of the same config."""
+    import shutil
+
+    import yaml
+
+    from metarl.runs import group_runs, load_run
+
+    sets = ["env.benchmark=bandit", "env.num_envs=2", "env.workers=0", "agent.hidden_size=8", "agent.encoder_sizes=[8]",
+            "total_steps=40", "progress=false", "tensorboard=false", "device=cpu", "torch_threads=1"]
+    cfg = load_config(None, sets)
+    assert cfg.env.episodes_per_trial is None
+    new = tmp_path / "new"
+    train_mod.train(cfg, new)
+    assert yaml.safe_load((new / "config.yaml").read_text())["env"]["episodes_per_trial"] == 10  # bandit's default
+    assert load_checkpoint(new)["config"]["env"]["episodes_per_trial"] is None
+    old = tmp_path / "old"  # the same run as an older version wrote it, and seed 2 of it
+    shutil.copytree(new, old)
+    text = (new / "config.yaml").read_text().replace("episodes_per_trial: 10\n", "episodes_per_trial: null\n")
+    (old / "config.yaml").write_text(text.replace("seed: 1\n", "seed: 2\n", 1))
+    assert load_config(old / "config.yaml").env.episodes_per_trial is None
+    assert load_agent(old).config.env.episodes_per_trial is None
+    assert len(group_runs([load_run(new), load_run(old)])) == 1  # seeds of one config
+    result = train_mod.train(train_mod.resume_config(old, ["total_steps=80"]), old, resume=True)
+    assert result.updates == 4 and yaml.safe_load((old / "config.yaml").read_text())["env"]["episodes_per_trial"] == 10
