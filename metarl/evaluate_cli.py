@@ -19,6 +19,7 @@ from metarl.checkpoint import load_agent, load_checkpoint, resolve_checkpoint
 from metarl.envs.registry import check_split
 from metarl.evaluate import evaluate_agent
 from metarl.kinds import agent_label
+from metarl.pretrained import PREFIX, is_pretrained
 from metarl.protocol import metaworld_evaluate
 from metarl.results import (aggregate_runs, check_comparable, comparison_table, group_by_agent, header, markdown_table,
                             write_outputs)
@@ -32,7 +33,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="success by attempt on held-out tasks",
         description="Evaluate trained agents on a benchmark split: success and return per task and attempt.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR|CHECKPOINT", help="run directories or checkpoint files (several: mean ± std)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR|CHECKPOINT",
+                   help="run directories, checkpoint files or shipped agents (pretrained:NAME, see `metarl pretrained`); several: mean ± std")
     p.add_argument("--benchmark", default=None, help="benchmark name (default: the run's)")
     p.add_argument("--split", default="test", help="task split: train or test (default: test, held out)")
     p.add_argument("--trials", type=int, default=None, help="trials per task class (default: as many as the class has goals, 50: each goal once; "
@@ -73,10 +75,14 @@ def describe_checkpoint(source: str | Path) -> str:
     return f"{path.resolve()} (update {c.get('update', '?')}, {c.get('env_steps', 0):,} env steps)"
 
 
-def default_json_path(source: Path, split: str, protocol: str) -> Path:
-    """``RUN_DIR/eval_<split>.json`` (``eval_<split>_metaworld.json`` for the Meta-World protocol)."""
-    run_dir = source if source.is_dir() else (source.parent.parent if source.parent.name == "checkpoints" else source.parent)
+def default_json_path(source: str | Path, split: str, protocol: str) -> Path:
+    """``RUN_DIR/eval_<split>.json`` (``eval_<split>_metaworld.json`` for the Meta-World protocol);
+    for a shipped agent, ``./eval_<name>_<split>.json`` (the installed package stays read-only)."""
     suffix = "" if protocol == "rl2" else f"_{protocol}"
+    if is_pretrained(source):
+        return Path.cwd() / f"eval_{str(source)[len(PREFIX):]}_{split}{suffix}.json"
+    source = Path(source)
+    run_dir = source if source.is_dir() else (source.parent.parent if source.parent.name == "checkpoints" else source.parent)
     if source.is_file() and source.stem != "last":  # e.g. best.pt, step_<n>.pt: don't overwrite last's
         suffix += f"_{source.stem}"
     return run_dir / f"eval_{split}{suffix}.json"
@@ -112,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if str(args.device).startswith("cpu"):
         torch.set_num_threads(1)  # batch-of-envs inference: extra threads only add contention
     for src in args.runs:  # fail on a bad path before spending minutes on the others
-        if not Path(src).exists():
+        if is_pretrained(src):
+            resolve_checkpoint(src)  # an unknown name fails here, listing the shipped ones
+        elif not Path(src).exists():
             raise FileNotFoundError(f"no such run directory or checkpoint: {src}")
     results = [_evaluate_one(src, args) for src in args.runs]
     groups = group_by_agent(results)
@@ -130,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         paths = [write_outputs(result, Path(args.out))]
     else:
-        paths = [write_outputs(r, default_json_path(Path(r["run"]), args.split, args.protocol)) for r in results]
+        paths = [write_outputs(r, default_json_path(r["run"], args.split, args.protocol)) for r in results]
     for j, c in paths:
         print(f"wrote {j} and {c}", file=sys.stderr)
     return 0

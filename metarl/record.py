@@ -30,12 +30,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from metarl.checkpoint import load_agent
+from metarl.checkpoint import load_agent, resolve_checkpoint
 from metarl.diagnostics import History, keep_diagnostics, memory_arrays
 from metarl.envs import make_env, tasks
 from metarl.envs.metaworld_tasks import MetaWorldBenchmark
 from metarl.envs.registry import check_split, get_benchmark
 from metarl.evaluate import agent_env_kwargs, check_compatible, seeded_torch
+from metarl.pretrained import is_pretrained
 from metarl.render import (CAMERAS, FrameRenderer, RenderError, RenderSettings, check_camera, configure_gl,
                            default_every, mujoco_handles)
 from metarl.trials import SingleEnvBatch, Step, play_trials
@@ -234,7 +235,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="video of an agent's attempts on one task",
         description="Record one video per trial: all attempts back to back, with overlay and memory strip.",
     )
-    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="run directory or checkpoint file")
+    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="run directory, checkpoint file or shipped agent (pretrained:NAME)")
     p.add_argument("--task", required=True,
                    help="task class of the run's benchmark, e.g. reach-v3 for the default run (see `metarl envs`)")
     p.add_argument("--benchmark", default=None, help="benchmark (default: the run's)")
@@ -265,7 +266,9 @@ def run(args: argparse.Namespace) -> int:
     check_camera(args.camera)
     if Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"--out must end in .mp4 or .gif, got {Path(args.out).name!r}")
-    if not Path(args.source).exists():
+    if is_pretrained(args.source):
+        resolve_checkpoint(args.source)  # an unknown name fails here, listing the shipped ones
+    elif not Path(args.source).exists():
         raise FileNotFoundError(f"no such run directory or checkpoint: {args.source}")
     try:
         backend, no_gl = configure_gl(), None  # before anything imports mujoco/metaworld

@@ -16,7 +16,7 @@ from metarl.config import (
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-PRESETS = ["point_nav", "point_reach", "bandit", "ml1_reach", "ml1_push", "ml1_pick_place", "ml10", "ml45"]
+PRESETS = ["point_nav", "point_reach", "bandit", "ml1_reach", "ml1_reach_infer", "ml1_push", "ml1_pick_place", "ml10", "ml45"]
 
 
 def test_overrides_are_typed_and_nested():
@@ -79,7 +79,7 @@ def test_resolved_config_round_trips(tmp_path):
 
 
 # presets on another cell, each saying why in its header: point_reach keeps the gru its results were measured with
-OTHER_CELL = {"point_reach": "gru"}
+OTHER_CELL = {"point_reach": "gru", "ml1_reach_infer": "gru"}
 
 
 @pytest.mark.parametrize("name", PRESETS)
