@@ -116,3 +116,26 @@ def test_goal_inferring_learner_beats_the_old_settings_on_hidden_goal_point_reac
     print(f"point-reach held-out success, final attempt (50 goals, sampled actions): {success}")
     assert success["new"] >= POINT_REACH_MIN_SUCCESS, success
     assert success["new"] >= success["old"] + POINT_REACH_MIN_GAIN, success
+
+
+# ML1/reach-v3 with configs/ml1_reach_infer.yaml at 800k steps (about 16 minutes on 2 idle cores):
+# held-out, deterministic, final attempt 0.74 and 0.70 for seeds 1 and 2; the old learner
+# (object visible, head on the whole task vector) gave 0.10-0.34 at the same budget (R1-R3)
+# and the object-hidden one without the goal-only head 0.44-0.46 (docs/results.md).
+ML1_REACH_STEPS = 800_000
+ML1_REACH_MIN_SUCCESS = 0.5
+
+
+def test_ml1_reach_learner_finds_held_out_goals_the_old_settings_did_not(tmp_path):
+    """Issue 12's ML1 check: the preset learner succeeds on Meta-World's held-out reach goals
+    (all 50, deterministic actions) above anything the old settings reached at the same budget."""
+    from metarl.evaluate import evaluate_agent
+
+    cfg = load_config(CONFIGS / "ml1_reach_infer.yaml", ["progress=false", "tensorboard=false", "device=cpu",
+                                                         "eval_interval=0", "torch_threads=1",
+                                                         f"total_steps={ML1_REACH_STEPS}"])
+    train(cfg, tmp_path)
+    result = evaluate_agent(load_agent(tmp_path), split="test", deterministic=True, seed=0)
+    by_attempt = result["success_by_attempt"]
+    print(f"ML1/reach-v3 held-out success by attempt (50 goals, deterministic): {by_attempt}")
+    assert by_attempt[-1] >= ML1_REACH_MIN_SUCCESS, by_attempt
