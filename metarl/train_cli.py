@@ -18,6 +18,7 @@ from pathlib import Path
 from metarl.errors import CLIError
 from metarl.config import DEFAULT_PRESET, load_config
 from metarl.kinds import agent_kinds, agent_label, get_kind, trainer
+from metarl import pretrained
 from metarl.presets import CONFIGS_DIR, preset_names, resolve_config
 
 DEFAULT_RUNS = Path("runs")
@@ -200,7 +201,20 @@ def summary(result, cfg, world_size: int = 1) -> str:
         lines.append(f"  metarl record {q} --task {shlex.quote(task)} --out {shlex.quote(str(run / 'trial.mp4'))}")
     else:
         lines.append(f"  (no `metarl record`: {cfg.env.benchmark} has no renderer)")
+    lines += shipped_hint(cfg.env.benchmark, result.env_steps)
     return "\n".join(lines)
+
+
+def shipped_hint(benchmark: str, env_steps: int) -> list[str]:
+    """Lines pointing to a shipped agent of ``benchmark`` trained far longer than this run:
+    a few CPU minutes cannot teach Meta-World's held-out goals, and the user should know."""
+    lines = []
+    for name in pretrained.names():
+        c = pretrained.card(name)
+        if c.benchmark == benchmark and c.env_steps > 2 * env_steps:
+            lines.append(f"  metarl evaluate pretrained:{name} --deterministic   # a shipped {benchmark} agent: "
+                         f"{_n(c.env_steps)} env steps, held-out success {c.heldout_success:.2f} ({c.actions})")
+    return lines
 
 
 def _describe_source(config: str | None, overrides: list[str]) -> tuple[Path | None, str]:
