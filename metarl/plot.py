@@ -1,4 +1,4 @@
-"""``metarl plot``: learning curves, adaptation curves and memory pictures as PNGs.
+"""``metarl plot``: learning curves, adaptation curves, recovery curves and memory pictures as PNGs.
 
 - ``learning_curves.png``: train and held-out (``eval/``) success and return against
   env steps; every run thin, and per config (runs that differ only in seed) the
@@ -12,6 +12,9 @@
   attempt boundaries marked. With ``--task-switches S`` the traced trial switches
   its task unannounced, and the attempt where the env's info said
   ``task_switched`` is marked (``memory_<run>_<task>_switch.png``).
+- ``recovery_<benchmark>.png``: return and success by attempt around the first
+  task switch, a line per config (or agent) with a 95% band across seeds, from
+  evaluation JSONs (``--recovery``) or the runs' own (``metarl.recovery``).
 
 Run directories are read by ``metarl.runs``, untraced trials played by
 ``metarl.diagnostics.trace_memory``. Matplotlib with the Agg backend: no display needed.
@@ -30,6 +33,7 @@ import numpy as np
 from metarl import stats
 from metarl.checkpoint import load_agent
 from metarl.diagnostics import trace_memory
+from metarl.recovery import plot_recoveries, read_evaluations, run_tables
 from metarl.runs import RunData, group_runs, load_run
 
 MEMORY_KEYS = ("read_weights", "write_weights", "forget", "usage")
@@ -276,16 +280,24 @@ def find_memory_files(runs: list[RunData]) -> list[Path]:
 
 
 def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None = None,
-               trace: bool = True, task_switches: int = 0) -> list[Path]:
+               trace: bool = True, task_switches: int = 0, recovery: list[str] | None = None) -> list[Path]:
     """Write every plot for ``run_dirs`` into ``out``; returns the PNG paths.
 
     Memory pictures: ``memory`` files, else recordings found in the runs (not with
     ``task_switches``: those trials did not switch), else (``trace``) one traced held-out
     trial per config, with ``task_switches`` switches, for cells that expose memory diagnostics.
+    Recovery curves: from the ``recovery`` evaluation JSONs (``PATH`` or ``LABEL=PATH``) and the
+    runs' switch-aligned evaluations (played here where missing, with ``task_switches`` > 0).
     """
+    if not run_dirs and not recovery:
+        raise ValueError("nothing to plot: give run directories or --recovery EVAL.json files")
     runs = [load_run(p) for p in run_dirs]
+    tables = read_evaluations(recovery or [])  # bad JSONs fail before any run is traced or evaluated
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)]
+    paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)] if runs else []
+    tables += run_tables(runs, task_switches)
+    if tables:
+        paths += [p.path for p in plot_recoveries(tables, out)]
     files = memory or ([] if task_switches else find_memory_files(runs))
     for npz in files:
         if not Path(npz).is_file():
@@ -305,10 +317,11 @@ def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "plot",
-        help="learning curves, adaptation and memory PNGs",
-        description="Plot learning curves, success by attempt and memory pictures of runs.",
+        help="learning curves, adaptation, recovery and memory PNGs",
+        description="Plot learning curves, success by attempt and memory pictures of runs, and recovery curves "
+                    "around an unannounced task switch (of runs, or of evaluation JSONs alone).",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (seeds of one config are averaged)")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories (seeds of one config are averaged)")
     p.add_argument("--out", required=True, type=Path, help="output directory for the PNGs")
     p.add_argument("--memory", nargs="*", type=Path, default=None,
                    help="memory recordings (<video>.memory.npz from metarl record); default: any inside the runs")
@@ -316,7 +329,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="without recordings, play one held-out trial per config to draw its memory")
     p.add_argument("--task-switches", type=int, default=0, metavar="S",
                    help="trace the memory pictures on trials that switch their task S times unannounced (the switch "
-                        "marked)")
+                        "marked), and draw recovery curves of the runs, evaluating here those whose eval_test.json "
+                        "has no around_switch (deterministic, held-out split)")
+    p.add_argument("--recovery", nargs="+", default=None, metavar="[LABEL=]EVAL.json",
+                   help="recovery curves from `metarl evaluate --task-switches S` JSONs (one per run, or aggregated); "
+                        "files with the same label (default: the JSON's agent) are seeds of one line")
     p.set_defaults(func=run)
     return p
 
@@ -324,10 +341,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.task_switches < 0:
         raise ValueError(f"task-switches must be >= 0, got {args.task_switches}")
-    paths = make_plots(args.runs, args.out, args.memory, trace=args.trace, task_switches=args.task_switches)
+    paths = make_plots(args.runs, args.out, args.memory, trace=args.trace, task_switches=args.task_switches,
+                       recovery=args.recovery)
     for path in paths:
         print(path)
-    if not any(p.name.startswith("memory_") for p in paths):
+    if args.runs and not any(p.name.startswith("memory_") for p in paths):
         print("no memory pictures: the cells expose no memory diagnostics and no recording was found "
               "(`metarl record RUN_DIR --task ... --out RUN_DIR/videos/trial.mp4` writes one)", file=sys.stderr)
     return 0
