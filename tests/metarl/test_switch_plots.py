@@ -3,6 +3,7 @@ forgetting experiment's results) and the memory picture with the switch marked w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from metarl.recovery import plot_recoveries, read_evaluations
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+ROOT = Path(__file__).resolve().parents[2]
 OFFSETS = [-2, -1, 0, 1, 2, 3]
 
 
@@ -126,6 +128,24 @@ def test_plot_with_neither_runs_nor_evaluations_is_a_one_line_error(tmp_path, ca
     assert "give run directories or --recovery" in err and "\n" not in err
     assert cli.main(["plot", "--recovery", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
     assert "no such evaluation JSON" in capsys.readouterr().err
+
+
+def test_forgetting_experiment_plots_its_results_with_the_same_function(tmp_path, saved_figures) -> None:
+    spec = importlib.util.spec_from_file_location("forgetting", ROOT / "experiments" / "forgetting.py")
+    forgetting = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(forgetting)
+    results = {"bandit": {cell: {"per_seed": [_table([float(i + s)] * 6) for s in range(3)]}
+                          for i, cell in enumerate(["forget-memory", "forget-memory-noforget", "gru"])}}
+    assert [p.name for p in forgetting.plot_results(results, tmp_path)] == ["recovery_bandit.png"]
+    lines = _lines(saved_figures[0])
+    assert list(lines) == ["forget-memory", "forget-memory-noforget", "gru"]
+    np.testing.assert_allclose(lines["gru"][1], [3.0] * 6)  # mean of seeds 2, 3, 4
+    assert lines["gru"][0].tolist() == OFFSETS
+    (tmp_path / "recovery_bandit.png").unlink()
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert forgetting.main(["--replot", "--out", str(tmp_path)]) == 0  # the same figure from results.json
+    assert (tmp_path / "recovery_bandit.png").stat().st_size > 5_000
+    assert list(_lines(saved_figures[1])) == list(lines)
 
 
 # ----------------------------------------------------------------------- the memory picture of a switching trial
