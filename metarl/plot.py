@@ -206,7 +206,7 @@ def switch_marks(data: dict[str, np.ndarray]) -> list[tuple[int, int]]:
     """``(step, attempt)`` of every task switch in a memory trace: the steps its env's info marked
     ``task_switched`` (``switch_steps``) and the 1-based attempts they start; none for stationary trials."""
     starts = data["episode_starts"] if "episode_starts" in data else np.array([0])
-    steps = data["switch_steps"].reshape(-1) if "switch_steps" in data else np.array([], dtype=np.int64)
+    steps = data["switch_steps"].reshape(-1) if "switch_steps" in data else np.array([], dtype=np.int64)  # (S,)
     return [(int(s), int(np.searchsorted(starts, s, side="right"))) for s in steps]
 
 
