@@ -7,10 +7,14 @@ deterministic), and writes:
 - ``OUT/results.json``: per task and cell, the around-switch table of every seed,
   and the mean with a 95% bootstrap interval across seeds;
 - ``OUT/table.md``: success or return at the attempt before the switch, the
-  first after it and the second after it.
+  first after it and the second after it;
+- ``OUT/recovery_<task>.png``: return and success by attempt around the switch,
+  a line per cell with a 95% band across seeds (``metarl.recovery.plot_recovery``,
+  what ``metarl plot --recovery`` draws).
 
     python experiments/forgetting.py --out runs/forgetting            # the experiment (hours on 2 cores)
     python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
+    python experiments/forgetting.py --replot --out runs/forgetting   # the plots again from OUT/results.json
 
 Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 (``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), ``meta-lstm``,
@@ -29,6 +33,7 @@ from metarl import stats
 from metarl.checkpoint import load_agent
 from metarl.config import load_config
 from metarl.evaluate import evaluate_agent
+from metarl.recovery import SwitchTable, plot_recoveries
 from metarl.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -110,6 +115,14 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_results(results: dict, out: Path) -> list[Path]:
+    """``recovery_<task>.png`` per task: every cell a line, its seeds' around-switch tables the band
+    (the evaluations were deterministic, as :func:`run_one` plays them)."""
+    tables = [SwitchTable(cell, task, table, deterministic=True)
+              for task, cells in results.items() for cell, r in cells.items() for table in r["per_seed"]]
+    return [p.path for p in plot_recoveries(tables, out)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output folder (runs, results.json, table.md)")
@@ -117,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     p.add_argument("--smoke", action="store_true", help="tiny budgets: checks every step, measures nothing")
+    p.add_argument("--replot", action="store_true", help="only redraw the recovery plots from OUT/results.json")
     args = p.parse_args(argv)
+    if args.replot:
+        path = args.out / "results.json"
+        if not path.is_file():
+            raise SystemExit(f"forgetting.py: no {path} to replot: run the experiment first")
+        for png in plot_results(json.loads(path.read_text()), args.out):
+            print(f"wrote {png}")
+        return 0
     seeds = range(1, (2 if args.smoke else args.seeds) + 1)
     results: dict = {}
     for task in args.tasks:
@@ -131,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "table.md").write_text(markdown(results))
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'table.md'}")
+    pngs = plot_results(results, args.out)
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {', '.join(str(p) for p in pngs)}")
     return 0
 
 

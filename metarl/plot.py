@@ -1,4 +1,4 @@
-"""``metarl plot``: learning curves, adaptation curves and memory pictures as PNGs.
+"""``metarl plot``: learning curves, adaptation curves, recovery curves and memory pictures as PNGs.
 
 - ``learning_curves.png``: train and held-out (``eval/``) success and return against
   env steps; every run thin, and per config (runs that differ only in seed) the
@@ -9,7 +9,12 @@
 - ``memory_<name>.png``: for a recorded trial (``<video>.memory.npz`` from
   ``metarl record``; without one, a trial traced here on the first held-out task),
   read/write weights, forget gates and usage as slots x time heatmaps with
-  attempt boundaries marked.
+  attempt boundaries marked. With ``--task-switches S`` the traced trial switches
+  its task unannounced, and the attempt where the env's info said
+  ``task_switched`` is marked (``memory_<run>_<task>_switch.png``).
+- ``recovery_<benchmark>.png``: return and success by attempt around the first
+  task switch, a line per config (or agent) with a 95% band across seeds, from
+  evaluation JSONs (``--recovery``) or the runs' own (``metarl.recovery``).
 
 Run directories are read by ``metarl.runs``, untraced trials played by
 ``metarl.diagnostics.trace_memory``. Matplotlib with the Agg backend: no display needed.
@@ -28,6 +33,7 @@ import numpy as np
 from metarl import stats
 from metarl.checkpoint import load_agent
 from metarl.diagnostics import trace_memory
+from metarl.recovery import plot_recoveries, read_evaluations, run_tables
 from metarl.runs import RunData, group_runs, load_run
 
 MEMORY_KEYS = ("read_weights", "write_weights", "forget", "usage")
@@ -196,9 +202,17 @@ def plot_adaptation(runs: list[RunData], out: Path) -> Path:
     return path
 
 
+def switch_marks(data: dict[str, np.ndarray]) -> list[tuple[int, int]]:
+    """``(step, attempt)`` of every task switch in a memory trace: the steps its env's info marked
+    ``task_switched`` (``switch_steps``) and the 1-based attempts they start; none for stationary trials."""
+    starts = data["episode_starts"] if "episode_starts" in data else np.array([0])
+    steps = data["switch_steps"].reshape(-1) if "switch_steps" in data else np.array([], dtype=np.int64)  # (S,)
+    return [(int(s), int(np.searchsorted(starts, s, side="right"))) for s in steps]
+
+
 def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
     """Slots x time heatmaps of one trial's memory (a ``.memory.npz`` recording or a traced dict),
-    attempt boundaries dashed."""
+    attempt boundaries dashed, unannounced task switches a solid red line."""
     plt = _plt()
     data = dict(np.load(memory)) if isinstance(memory, Path) else memory
     keys = [k for k in MEMORY_KEYS if k in data]
@@ -208,8 +222,9 @@ def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
     starts = data["episode_starts"] if "episode_starts" in data else np.array([0])
     successes = data["successes"] if "successes" in data else None
     task = str(data["task"]) if "task" in data else out_png.stem
+    switches = switch_marks(data)
     fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.4 * len(keys) + 0.8), sharex=True, squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
+    for row, (ax, key) in enumerate(zip(axes[:, 0], keys)):
         v = data[key]
         if v.ndim == 3:
             v = v.mean(axis=1)  # (T, heads, N) -> (T, N)
@@ -217,21 +232,29 @@ def plot_memory(memory: Path | dict[str, np.ndarray], out_png: Path) -> Path:
                           vmin=0.0, vmax=1.0 if key == "forget" else None)
         for s in starts[1:]:
             ax.axvline(s - 0.5, color="white", ls="--", lw=1.2)
+        for s, attempt in switches:  # before the switched attempt's first step, like an attempt boundary
+            ax.axvline(s - 0.5, color="red", lw=2.2, label=f"task switched (attempt {attempt})")
+            if row == 0:
+                ax.text(s - 0.5, 0.95, f" task switched (attempt {attempt})", transform=ax.get_xaxis_transform(),
+                        color="red", fontsize=8, va="top", bbox=dict(facecolor="white", alpha=0.7, lw=0))
         ax.set_ylabel("memory slot")
         ax.set_title(_TITLES.get(key, key), fontsize=10)
         fig.colorbar(image, ax=ax, pad=0.01, label="gate value" if key == "forget" else "weight")
-    axes[-1, 0].set_xlabel("env step within the trial (dashed: next attempt starts)")
+    red = "; red: the task switched, unannounced" if switches else ""
+    axes[-1, 0].set_xlabel(f"env step within the trial (dashed: next attempt starts{red})")
     verdict = "" if successes is None else "  attempts solved: " + " ".join("✓" if s else "✗" for s in successes)
-    fig.suptitle(f"Memory during one trial of {task}{verdict}")
+    switched = f" (task switched at attempt {', '.join(str(a) for _, a in switches)})" if switches else ""
+    fig.suptitle(f"Memory during one trial of {task}{switched}{verdict}")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
 
 
-def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:
+def trace_runs(runs: list[RunData], task_switches: int = 0) -> list[tuple[str, dict[str, np.ndarray]]]:
     """For runs without a recording: trace one held-out trial each (first run per config), kept in
-    memory (nothing is written beside the plots); ``(name, memory)`` pairs."""
+    memory (nothing is written beside the plots), with ``task_switches`` unannounced switches;
+    ``(name, memory)`` pairs."""
     traced = []
     for label, members in group_runs(runs).items():
         run = members[0]
@@ -240,9 +263,9 @@ def trace_runs(runs: list[RunData]) -> list[tuple[str, dict[str, np.ndarray]]]:
         agent = load_agent(run.path)
         env_cfg = agent.config.env
         memory = trace_memory(agent, env_cfg.benchmark, episodes_per_trial=env_cfg.episodes_per_trial,
-                              max_episode_steps=env_cfg.max_episode_steps)
+                              max_episode_steps=env_cfg.max_episode_steps, task_switches=task_switches)
         if memory:
-            traced.append((f"{run.path.name}_{str(memory['task'])}", memory))
+            traced.append((f"{run.path.name}_{str(memory['task'])}{'_switch' if task_switches else ''}", memory))
     return traced
 
 
@@ -257,23 +280,32 @@ def find_memory_files(runs: list[RunData]) -> list[Path]:
 
 
 def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None = None,
-               trace: bool = True) -> list[Path]:
+               trace: bool = True, task_switches: int = 0, recovery: list[str] | None = None) -> list[Path]:
     """Write every plot for ``run_dirs`` into ``out``; returns the PNG paths.
 
-    Memory pictures: ``memory`` files, else recordings found in the runs, else (``trace``)
-    one traced held-out trial per config for cells that expose memory diagnostics.
+    Memory pictures: ``memory`` files, else recordings found in the runs (not with
+    ``task_switches``: those trials did not switch), else (``trace``) one traced held-out
+    trial per config, with ``task_switches`` switches, for cells that expose memory diagnostics.
+    Recovery curves: from the ``recovery`` evaluation JSONs (``PATH`` or ``LABEL=PATH``) and the
+    runs' switch-aligned evaluations (played here where missing, with ``task_switches`` > 0).
     """
+    if not run_dirs and not recovery:
+        raise ValueError("nothing to plot: give run directories or --recovery EVAL.json files")
     runs = [load_run(p) for p in run_dirs]
+    tables = read_evaluations(recovery or [])  # bad JSONs fail before any run is traced or evaluated
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)]
-    files = memory or find_memory_files(runs)
+    paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)] if runs else []
+    tables += run_tables(runs, task_switches)
+    if tables:
+        paths += [p.path for p in plot_recoveries(tables, out)]
+    files = memory or ([] if task_switches else find_memory_files(runs))
     for npz in files:
         if not Path(npz).is_file():
             raise FileNotFoundError(f"no such memory recording: {npz}")
     pictures: list[tuple[str, Path | dict[str, np.ndarray]]] = [
         (Path(npz).name.removesuffix(".memory.npz"), Path(npz)) for npz in files]
     if not pictures and trace:
-        pictures = trace_runs(runs)
+        pictures = trace_runs(runs, task_switches)
     for name, source in pictures:
         paths.append(plot_memory(source, out / f"memory_{name}.png"))
     return paths
@@ -285,24 +317,35 @@ def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "plot",
-        help="learning curves, adaptation and memory PNGs",
-        description="Plot learning curves, success by attempt and memory pictures of runs.",
+        help="learning curves, adaptation, recovery and memory PNGs",
+        description="Plot learning curves, success by attempt and memory pictures of runs, and recovery curves "
+                    "around an unannounced task switch (of runs, or of evaluation JSONs alone).",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (seeds of one config are averaged)")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories (seeds of one config are averaged)")
     p.add_argument("--out", required=True, type=Path, help="output directory for the PNGs")
     p.add_argument("--memory", nargs="*", type=Path, default=None,
                    help="memory recordings (<video>.memory.npz from metarl record); default: any inside the runs")
     p.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
                    help="without recordings, play one held-out trial per config to draw its memory")
+    p.add_argument("--task-switches", type=int, default=0, metavar="S",
+                   help="trace the memory pictures on trials that switch their task S times unannounced (the switch "
+                        "marked), and draw recovery curves of the runs, evaluating here those whose eval_test.json "
+                        "has no around_switch (deterministic, held-out split)")
+    p.add_argument("--recovery", nargs="+", default=None, metavar="[LABEL=]EVAL.json",
+                   help="recovery curves from `metarl evaluate --task-switches S` JSONs (one per run, or aggregated); "
+                        "files with the same label (default: the JSON's agent) are seeds of one line")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = make_plots(args.runs, args.out, args.memory, trace=args.trace)
+    if args.task_switches < 0:
+        raise ValueError(f"task-switches must be >= 0, got {args.task_switches}")
+    paths = make_plots(args.runs, args.out, args.memory, trace=args.trace, task_switches=args.task_switches,
+                       recovery=args.recovery)
     for path in paths:
         print(path)
-    if not any(p.name.startswith("memory_") for p in paths):
+    if args.runs and not any(p.name.startswith("memory_") for p in paths):
         print("no memory pictures: the cells expose no memory diagnostics and no recording was found "
               "(`metarl record RUN_DIR --task ... --out RUN_DIR/videos/trial.mp4` writes one)", file=sys.stderr)
     return 0

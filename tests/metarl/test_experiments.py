@@ -26,6 +26,7 @@ def test_forgetting_experiment_smoke_writes_a_switch_aligned_table_per_task_and_
         for cell in cells.values():
             assert len(cell["per_seed"]) == 2 and cell["summary"]["seeds"] == 2
             assert cell["summary"]["offsets"] == [-2, -1, 0, 1, 2, 3]
+    assert (tmp_path / "recovery_point-nav.png").is_file() and (tmp_path / "recovery_bandit.png").is_file()
     table = (tmp_path / "table.md").read_text()
     assert "forget-memory-noforget" in table and "attempt -1" in table
     cfg = (tmp_path / "bandit" / "forget-memory-noforget" / "seed1" / "config.yaml").read_text()

@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from metarl.checkpoint import load_agent
 from metarl.cli import build_parser, main
 from metarl.config import DEFAULT_PRESET, load_config
 from metarl.envs import tasks
+from metarl.evaluate import evaluate_agent
 from metarl.presets import resolve_config
+from metarl.results import write_outputs
 
 from _gl import skip_without_gl  # tests/metarl is on sys.path (pytest rootdir import mode)
 from _tiny_runs import tiny_run
@@ -80,11 +83,13 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Placeholder -> value; run directories are the tiny ML1/reach-v3 run (the default preset's benchmark)."""
     run = tiny_run(tmp_path_factory.getbasetemp(), "reach")
     out = tmp_path_factory.mktemp("readme")
+    switching = out / "switch_eval.json"  # what `metarl evaluate RUN --task-switches 1 --out` writes, one trial
+    write_outputs(evaluate_agent(load_agent(run), trials=1, num_envs=1, workers=0, task_switches=1), switching)
     return {
         "RUN_DIR": str(run), "RUN": str(run), "RUN_A": str(run), "RUN_B": str(run), "DIR": str(run),
         "CONFIG.yaml": "configs/ml1_reach.yaml", "key=value": "seed=3", "total_steps=...": "total_steps=480",
         "N": "2", "F": "8", "FILE.json": str(out / "eval.json"), "trial.mp4": str(out / "trial.mp4"),
-        "plots/": str(out / "plots"), "BENCHMARK": "ML1/reach-v3", "OUT": str(out),
+        "plots/": str(out / "plots"), "BENCHMARK": "ML1/reach-v3", "OUT": str(out), "EVAL.json": str(switching),
     }
 
 
