@@ -184,6 +184,7 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Not OmegaConf.from_dotlist: it reads 1e5 and 1.0e5 as one float, so int keys could not take one, refuse the other.
 def parse_overrides(overrides: list[str] | None) -> dict:
     """``["env.num_envs=8", "agent.cell=gru"]`` -> nested dict; values parsed as YAML scalars."""
     nested: dict = {}
@@ -206,6 +207,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
     return nested
 
 
+# OmegaConf.merge does this only over its typed nodes (see metarl.config_types): not a dependency for eight lines.
 def merge(base: dict, update: dict) -> dict:
     """``update`` over ``base``, nested dicts merged key by key (a new dict; neither input changes)."""
     out = dict(base)
