@@ -173,6 +173,11 @@ class TrialEnv(gym.Env):
         """(class name, goal index) of the current trial ("" before the first reset)."""
         return self._class_name, self._goal
 
+    @property
+    def core(self) -> Core | None:
+        """The core env of the current task class (None before the first reset): what renderers unwrap."""
+        return self._core
+
     # ---------------------------------------------------------------- tasks
 
     def _use_class(self, name: str) -> Core:
