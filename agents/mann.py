@@ -25,19 +25,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.agents.addressing import content_weights, read
-from metarl.agents.base import Cell, State, masked_reset, stack_diagnostics
-from metarl.agents.basic import LSTMController
+from metarl.agents.base import State
+from metarl.agents.memory_loop import MemoryLoopCell
 
 #: Memory content at trial start: small and constant (an "empty" memory).
 INIT_MEMORY = 1e-6
 
 
-class MANNCell(Cell):
+class MANNCell(MemoryLoopCell):
     """Santoro et al. (2016) MANN. State ``(h, c, memory, read_weights, usage, reads)``, batch first:
     h, c (B, C); memory (B, N, W); read_weights (B, heads, N); usage (B, N); reads (B, heads*W).
     """
-
-    graph_safe = False  # one host sync per call (which steps reset)
 
     def __init__(
         self,
@@ -52,13 +50,12 @@ class MANNCell(Cell):
         super().__init__(input_size, hidden_size)
         if not 1 <= heads < slots:
             raise ValueError(f"need 1 <= heads < slots, got heads={heads}, slots={slots}")
-        self.slots, self.width, self.heads, self.decay = slots, width, heads, decay
-        self.controller_size = controller_size or hidden_size
-        C, K, W = self.controller_size, heads, width
-        self.controller = LSTMController(input_size, K * W, C)
+        self.decay = decay
+        self.build_controller(slots, width, heads, controller_size)
+        K, W = heads, width
         # One projection for every head parameter: keys (K*W), betas (K), write gate (1), add vector (W).
-        self.head = nn.Linear(C, K * W + K + 1 + W)
-        self.output = nn.Linear(C + K * W, hidden_size)
+        self.head = nn.Linear(self.controller_size, K * W + K + 1 + W)
+        self.build_output()
         # Breaks exact usage ties (all zero at trial start) by slot index, identically on every device.
         self.register_buffer("tie_break", torch.arange(slots, dtype=torch.float32) * 1e-6, persistent=False)
 
@@ -75,39 +72,20 @@ class MANNCell(Cell):
             torch.zeros(B, K * W, device=device),  # reads
         )
 
-    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
-        T, B, _ = x.shape
-        K, W = self.heads, self.width
-        initial: State | None = None  # built on the first reset only
-        # Input projection hoisted out of the loop; unbind (not x_proj[t]) keeps backward O(T).
-        x_proj = self.controller.project(x).unbind(0)  # T x (B, 4C)
-        any_reset = reset.any(dim=1).tolist()  # one host sync; most steps reset nobody
-        hs, rs, diag = [], [], []
-        for t in range(T):
-            if any_reset[t]:
-                initial = self.initial_state(B, x.device) if initial is None else initial
-                state = masked_reset(state, initial, reset[t])
-            h, c, mem, w_read, usage, r = state
-            h, c = self.controller.step(x_proj[t], r, h, c)
-            keys, beta, gate, add = self.head(h).split([K * W, K, 1, W], dim=-1)
-            keys = keys.view(B, K, W)  # (B, K, W)
-            beta = 1.0 + F.softplus(beta)  # (B, K) sharpness >= 1
-            gate = torch.sigmoid(gate)  # (B, 1)
-            add = torch.tanh(add)  # (B, W)
-            # The `heads` least-used slots of the previous usage (exactly K of them).
-            scored = usage + self.tie_break  # (B, N)
-            lu = (scored <= scored.kthvalue(K, dim=-1, keepdim=True).values).to(x.dtype)  # (B, N)
-            w_write = gate * w_read.mean(dim=1) + (1.0 - gate) * lu / K  # (B, N)
-            mem = mem * (1.0 - lu).unsqueeze(-1) + w_write.unsqueeze(-1) * add.unsqueeze(1)  # (B, N, W)
-            w_read = content_weights(keys, mem, beta)  # (B, K, N)
-            r = read(w_read, mem)  # (B, K*W)
-            usage = self.decay * usage + w_read.sum(dim=1) + w_write  # (B, N)
-            state = (h, c, mem, w_read, usage, r)
-            hs.append(h)
-            rs.append(r)
-            if diagnostics:
-                diag.append({"read_weights": w_read, "write_weights": w_write, "usage": usage})
-        out = torch.tanh(self.output(torch.cat([torch.stack(hs), torch.stack(rs)], dim=-1)))  # (T, B, H)
-        if diagnostics:
-            return out, state, stack_diagnostics(diag)
-        return out, state
+    def memory_step(self, h: Tensor, memory: State) -> tuple[State, Tensor, dict[str, Tensor]]:
+        mem, w_read, usage = memory
+        B, K, W = h.shape[0], self.heads, self.width
+        keys, beta, gate, add = self.head(h).split([K * W, K, 1, W], dim=-1)
+        keys = keys.view(B, K, W)  # (B, K, W)
+        beta = 1.0 + F.softplus(beta)  # (B, K) sharpness >= 1
+        gate = torch.sigmoid(gate)  # (B, 1)
+        add = torch.tanh(add)  # (B, W)
+        # The `heads` least-used slots of the previous usage (exactly K of them).
+        scored = usage + self.tie_break  # (B, N)
+        lu = (scored <= scored.kthvalue(K, dim=-1, keepdim=True).values).to(h.dtype)  # (B, N)
+        w_write = gate * w_read.mean(dim=1) + (1.0 - gate) * lu / K  # (B, N)
+        mem = mem * (1.0 - lu).unsqueeze(-1) + w_write.unsqueeze(-1) * add.unsqueeze(1)  # (B, N, W)
+        w_read = content_weights(keys, mem, beta)  # (B, K, N)
+        r = read(w_read, mem)  # (B, K*W)
+        usage = self.decay * usage + w_read.sum(dim=1) + w_write  # (B, N)
+        return (mem, w_read, usage), r, {"read_weights": w_read, "write_weights": w_write, "usage": usage}

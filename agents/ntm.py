@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metarl.agents.addressing import content_weights, read
-from metarl.agents.base import Cell, State, masked_reset, stack_diagnostics
-from metarl.agents.basic import LSTMController
+from metarl.agents.base import State
+from metarl.agents.memory_loop import MemoryLoopCell
 
 _EPS = 1e-8
 
@@ -44,13 +44,11 @@ def ntm_address(
     return w / w.sum(dim=-1, keepdim=True)
 
 
-class NTMCell(Cell):
+class NTMCell(MemoryLoopCell):
     """NTM cell. State ``(h, c, memory, weights, reads)``, batch first: h, c (B, C);
     memory (B, N, W); weights (B, heads + 1, N) (read heads first, then the write head);
     reads (B, heads*W).
     """
-
-    graph_safe = False  # one host sync per call (which steps reset)
 
     def __init__(
         self,
@@ -64,17 +62,15 @@ class NTMCell(Cell):
         super().__init__(input_size, hidden_size)
         if heads < 1 or slots < 2:
             raise ValueError(f"need heads >= 1 and slots >= 2, got heads={heads}, slots={slots}")
-        self.slots, self.width, self.heads = slots, width, heads
-        self.controller_size = controller_size or hidden_size
-        C, K, W = self.controller_size, heads, width
-        self.controller = LSTMController(input_size, K * W, C)
+        self.build_controller(slots, width, heads, controller_size)
+        K, W = heads, width
         # Per head (K reads + 1 write): key W, beta 1, gate 1, shift 3, gamma 1; plus erase W and add W.
         self.n_addr = W + 6
-        self.head = nn.Linear(C, (K + 1) * self.n_addr + 2 * W)
-        self.output = nn.Linear(C + K * W, hidden_size)
+        self.head = nn.Linear(self.controller_size, (K + 1) * self.n_addr + 2 * W)
+        self.build_output()
         self.init_memory = nn.Parameter(torch.randn(slots, width) * 0.05)
 
-    def _initial(self, batch_size: int, device: torch.device | str) -> State:
+    def reset_state(self, batch_size: int, device: torch.device | str) -> State:
         """Initial state, differentiable w.r.t. the learned initial memory."""
         B, C, N, K, W = batch_size, self.controller_size, self.slots, self.heads, self.width
         weights = torch.zeros(B, K + 1, N, device=device)
@@ -90,43 +86,24 @@ class NTMCell(Cell):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         if device is None:
             device = self.init_memory.device
-        return tuple(s.detach().clone() for s in self._initial(batch_size, device))
+        return tuple(s.detach().clone() for s in self.reset_state(batch_size, device))
 
-    def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
-        T, B, _ = x.shape
-        K, W, H = self.heads, self.width, self.heads + 1
-        initial: State | None = None  # built on the first reset only
-        # Input projection hoisted out of the loop; unbind (not x_proj[t]) keeps backward O(T).
-        x_proj = self.controller.project(x).unbind(0)  # T x (B, 4C)
-        any_reset = reset.any(dim=1).tolist()  # one host sync; most steps reset nobody
-        hs, rs, diag = [], [], []
-        for t in range(T):
-            if any_reset[t]:
-                initial = self._initial(B, x.device) if initial is None else initial
-                state = masked_reset(state, initial, reset[t])
-            h, c, mem, weights, r = state
-            h, c = self.controller.step(x_proj[t], r, h, c)
-            addr, erase, add = self.head(h).split([H * self.n_addr, W, W], dim=-1)
-            keys, beta, gate, shift, gamma = addr.view(B, H, self.n_addr).split([W, 1, 1, 3, 1], dim=-1)
-            weights = ntm_address(
-                keys,  # (B, H, W)
-                1.0 + F.softplus(beta.squeeze(-1)),  # (B, H) sharpness
-                torch.sigmoid(gate.squeeze(-1)),  # (B, H) content vs previous
-                torch.softmax(shift, dim=-1),  # (B, H, 3)
-                1.0 + F.softplus(gamma.squeeze(-1)),  # (B, H) >= 1
-                mem,
-                weights,
-            )
-            w_read, w_write = weights[:, :K], weights[:, K]  # (B, K, N), (B, N)
-            r = read(w_read, mem)  # (B, K*W)
-            ww = w_write.unsqueeze(-1)  # (B, N, 1)
-            mem = mem * (1.0 - ww * torch.sigmoid(erase).unsqueeze(1)) + ww * torch.tanh(add).unsqueeze(1)  # (B, N, W)
-            state = (h, c, mem, weights, r)
-            hs.append(h)
-            rs.append(r)
-            if diagnostics:
-                diag.append({"read_weights": w_read, "write_weights": w_write})
-        out = torch.tanh(self.output(torch.cat([torch.stack(hs), torch.stack(rs)], dim=-1)))  # (T, B, H)
-        if diagnostics:
-            return out, state, stack_diagnostics(diag)
-        return out, state
+    def memory_step(self, h: Tensor, memory: State) -> tuple[State, Tensor, dict[str, Tensor]]:
+        mem, weights = memory
+        B, K, W, H = h.shape[0], self.heads, self.width, self.heads + 1
+        addr, erase, add = self.head(h).split([H * self.n_addr, W, W], dim=-1)
+        keys, beta, gate, shift, gamma = addr.view(B, H, self.n_addr).split([W, 1, 1, 3, 1], dim=-1)
+        weights = ntm_address(
+            keys,  # (B, H, W)
+            1.0 + F.softplus(beta.squeeze(-1)),  # (B, H) sharpness
+            torch.sigmoid(gate.squeeze(-1)),  # (B, H) content vs previous
+            torch.softmax(shift, dim=-1),  # (B, H, 3)
+            1.0 + F.softplus(gamma.squeeze(-1)),  # (B, H) >= 1
+            mem,
+            weights,
+        )
+        w_read, w_write = weights[:, :K], weights[:, K]  # (B, K, N), (B, N)
+        r = read(w_read, mem)  # (B, K*W)
+        ww = w_write.unsqueeze(-1)  # (B, N, 1)
+        mem = mem * (1.0 - ww * torch.sigmoid(erase).unsqueeze(1)) + ww * torch.tanh(add).unsqueeze(1)  # (B, N, W)
+        return (mem, weights), r, {"read_weights": w_read, "write_weights": w_write}

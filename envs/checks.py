@@ -3,7 +3,8 @@
 ``make_env``/``make_vec`` and the vector envs check their arguments with these,
 and the training config (``metarl.config.validate``) applies the same functions
 to its ``env.*`` keys with the key as ``name``, so each rule and its message is
-written once. Each returns the value it accepted.
+written once (all but ``check_task_switches``: the config words that key's bounds
+its own way, see ``metarl.config.validate``). Each returns the value it accepted.
 """
 
 from __future__ import annotations
@@ -40,3 +41,12 @@ def check_caller_share(name: str, value: float) -> float:
 def check_spin(name: str, value: float) -> float:
     """Seconds a worker polls for its next command before it blocks (``metarl.envs.pipelined``)."""
     return check_fraction(name, value, "seconds in [0, 1] (0: workers block at once)")
+
+
+def check_task_switches(name: str, value: int, episodes_per_trial: int) -> int:
+    """Task switches per trial: an int in [0, episodes_per_trial - 1] (at most one per attempt after the first)."""
+    k = episodes_per_trial
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= k - 1:
+        raise ValueError(f"{name} must be an integer in [0, episodes_per_trial - 1 = {k - 1}] "
+                         f"(at most one switch per attempt after the first), got {value!r}")
+    return int(value)

@@ -31,9 +31,9 @@ point-reach
     long_tail)``, in [0, 10]; success within 0.05. Observation: the hand
     position (3,); ``point-reach-visible`` appends the goal (6,), the bound
     an agent that infers the goal can approach (like ``MT1/reach-v3`` for
-    ``ML1/reach-v3``). Attempts of 500 steps, 10 per trial, like ML1. It steps
-    in microseconds, so learning problems of ML1/reach-v3 that are not
-    about physics show up here at a hundredth of the cost.
+    ``ML1/reach-v3``). Attempts of 500 steps, 10 per trial, like ML1. It has
+    no physics and steps many times faster (README, "Measured"), so learning
+    problems of ML1/reach-v3 that are not about physics show up here cheaply.
 
 bandit
     A 5-armed Bernoulli bandit with hidden arm probabilities. One pull per

@@ -66,7 +66,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarl.envs.checks import check_positive
+from metarl.envs.checks import check_positive, check_task_switches
 from metarl.envs.core import BenchmarkSpec, Core, TaskSet, resolve_task
 from metarl.envs.obs_layout import CLOCK_DIMS, ObsLayout
 from metarl.envs.registry import check_split, get_benchmark
@@ -128,14 +128,9 @@ class TrialEnv(gym.Env):
         if not isinstance(clock, bool):
             raise ValueError(f"clock must be True or False, got {clock!r}")
         self.clock = clock
-        k = self.episodes_per_trial
-        if (isinstance(task_switches, bool) or not isinstance(task_switches, (int, np.integer))
-                or not 0 <= task_switches <= k - 1):
-            raise ValueError(f"task_switches must be an integer in [0, episodes_per_trial - 1 = {k - 1}] "
-                             f"(at most one switch per attempt after the first), got {task_switches!r}")
+        self.task_switches = check_task_switches("task_switches", task_switches, self.episodes_per_trial)
         if not isinstance(switch_class, bool):
             raise ValueError(f"switch_class must be True or False, got {switch_class!r}")
-        self.task_switches = int(task_switches)
         self.switch_class = switch_class
         if self.task_switches and not self._can_switch_class():
             few = [c for c in self.task_names if len(self.task_set.goals[c]) < 2]
@@ -172,6 +167,11 @@ class TrialEnv(gym.Env):
     def task(self) -> tuple[str, int]:
         """(class name, goal index) of the current trial ("" before the first reset)."""
         return self._class_name, self._goal
+
+    @property
+    def core(self) -> Core | None:
+        """The core env of the current task class (None before the first reset): what renderers unwrap."""
+        return self._core
 
     # ---------------------------------------------------------------- tasks
 

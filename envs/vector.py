@@ -68,7 +68,10 @@ CALLER_SHARE = 1.0
 
 
 class TrialVectorEnv(gym.vector.VectorEnv):
-    """N trial envs of one benchmark split; see the module docstring."""
+    """N trial envs of one benchmark split; see the module docstring.
+
+    Underscore members are shared only with the subclass ``PipelinedTrialVectorEnv``
+    (``metarl.envs.pipelined``), which extends them; they are not API."""
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
 

@@ -184,6 +184,7 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Not OmegaConf.from_dotlist: it reads 1e5 and 1.0e5 as one float, so int keys could not take one, refuse the other.
 def parse_overrides(overrides: list[str] | None) -> dict:
     """``["env.num_envs=8", "agent.cell=gru"]`` -> nested dict; values parsed as YAML scalars."""
     nested: dict = {}
@@ -206,6 +207,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
     return nested
 
 
+# OmegaConf.merge does this only over its typed nodes (see metarl.config_types): not a dependency for eight lines.
 def merge(base: dict, update: dict) -> dict:
     """``update`` over ``base``, nested dicts merged key by key (a new dict; neither input changes)."""
     out = dict(base)
@@ -335,6 +337,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
         raise ConfigError("config keys 'env.task_switches' > 0 and 'ppo.task_coef' > 0 do not combine: "
                           "the task-inference targets are each trial's first task (metarl.rollout.Rollout.tasks)")
+    # Not envs.checks.check_task_switches: tests pin other texts here ('must be >= 0', 'must be <=') than there.
     if cfg.env.episodes_per_trial is not None and cfg.env.task_switches > cfg.env.episodes_per_trial - 1:
         raise ConfigError(f"config key 'env.task_switches' must be <= env.episodes_per_trial - 1 "
                           f"({cfg.env.episodes_per_trial - 1}), got {cfg.env.task_switches}")

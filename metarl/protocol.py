@@ -183,7 +183,7 @@ def _metaworld_benchmark(benchmark: str) -> Any:
 
     The goals come from the envs layer's cached task lists (drawn once with its fixed
     benchmark seed), so this protocol sees exactly the held-out goals that
-    ``metarl evaluate`` samples from, and no 20-60 s benchmark rebuild is needed.
+    ``metarl evaluate`` samples from, and Meta-World's slow benchmark rebuild is skipped (README, "Measured").
     """
     import metaworld  # heavy, and it must come after any MUJOCO_GL choice: imported where used
     from metaworld import env_dict

@@ -175,7 +175,7 @@ def mujoco_handles(env: Any) -> tuple[Any, Any]:
     """Find the MuJoCo (model, data) of a (wrapped) env.
 
     Walks gymnasium wrappers (``.env``), ``.unwrapped`` and a trial env's current
-    core (``TrialEnv._core``: call after ``reset``).
+    core (``TrialEnv.core``: call after ``reset``).
     """
     seen = 0
     cur = env
@@ -184,7 +184,7 @@ def mujoco_handles(env: Any) -> tuple[Any, Any]:
         if model is not None and data is not None and hasattr(model, "vis"):
             return model, data
         unwrapped = getattr(cur, "unwrapped", None)
-        nxt = getattr(cur, "env", None) or getattr(cur, "_core", None)
+        nxt = getattr(cur, "env", None) or getattr(cur, "core", None)
         if nxt is None and unwrapped is not cur:
             nxt = unwrapped
         cur, seen = nxt, seen + 1
