@@ -41,6 +41,7 @@ TINY = {  # flags appended to the other commands that run here
     "record": ["--every", "15", "--size", "64", "--no-progress"],
     "plot": ["--no-trace"],
     "envs": [],
+    "pretrained": [],
 }
 
 
@@ -69,7 +70,7 @@ def expand(synopsis: str) -> list[str]:
 def test_readme_has_the_command_shapes_this_test_knows() -> None:
     commands = readme_commands(README.read_text())
     subcommands = {c.split()[1] for c in commands}
-    assert subcommands == {"train", "evaluate", "record", "plot", "envs"}, commands
+    assert subcommands == {"train", "evaluate", "record", "plot", "envs", "pretrained"}, commands
     assert any("--resume" in c for c in commands) and any("agent.kind=sb3" in c for c in commands)
 
 
@@ -87,9 +88,10 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     write_outputs(evaluate_agent(load_agent(run), trials=1, num_envs=1, workers=0, task_switches=1), switching)
     return {
         "RUN_DIR": str(run), "RUN": str(run), "RUN_A": str(run), "RUN_B": str(run), "DIR": str(run),
-        "CONFIG.yaml": "configs/ml1_reach.yaml", "key=value": "seed=3", "total_steps=...": "total_steps=480",
+        "CONFIG.yaml": str(README.parent / "configs" / "ml1_reach.yaml"), "key=value": "seed=3", "total_steps=...": "total_steps=480",
         "N": "2", "F": "8", "FILE.json": str(out / "eval.json"), "trial.mp4": str(out / "trial.mp4"),
         "plots/": str(out / "plots"), "BENCHMARK": "ML1/reach-v3", "OUT": str(out), "EVAL.json": str(switching),
+        "NAME": "ml1-reach",
     }
 
 
@@ -123,7 +125,9 @@ def test_readme_command_parses_and_names_things_that_exist(shape: str, places: d
 
 
 @pytest.mark.parametrize("shape", _shapes())
-def test_readme_command_runs_on_a_tiny_run(shape: str, places: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_readme_command_runs_on_a_tiny_run(shape: str, places: dict[str, str], tmp_path: Path, capsys,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # outputs named relative to the working directory land here
     argv = fill(shape, places)
     command = argv[0]
     if command == "train":
@@ -142,7 +146,8 @@ def test_readme_command_runs_on_a_tiny_run(shape: str, places: dict[str, str], t
         argv += TINY[command] + (["--num-evals", "1"] if "--protocol" in argv else [])
     if command == "record":
         skip_without_gl()  # the GL backend is chosen before mujoco is imported: a fresh process
-        proc = subprocess.run([sys.executable, "-m", "metarl", *argv], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([sys.executable, "-m", "metarl", *argv], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "attempts solved" in proc.stdout
         return
