@@ -13,6 +13,8 @@ cell's memory tensors in between. A reset step restores the cell's reset state
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from torch import Tensor, nn
 
@@ -44,10 +46,10 @@ class MemoryLoopCell(Cell):
         """The state a reset step restores (differentiable where the cell learns its initial memory)."""
         return self.initial_state(batch_size, device)
 
+    @abstractmethod
     def memory_step(self, h: Tensor, memory: State) -> tuple[State, Tensor, dict[str, Tensor]]:
         """One step of the cell's memory: h (B, C), memory (the state between c and r) ->
         (new memory, reads r (B, heads*W), diagnostics of this step)."""
-        raise NotImplementedError
 
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
         T, B, _ = x.shape
