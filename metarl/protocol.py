@@ -9,7 +9,9 @@ Meta-World's own figure counts, for each class name, the first
 ``evaluation_episodes`` episodes to *finish* across all envs of that class, with
 terminate-on-success on. An env that reaches its goal ends its episodes early,
 so its successes fill the count before the other envs' episodes time out. With
-several envs per class, that favours envs that succeed early.
+several envs per class, that favours envs that succeed early; and the loop stops the
+round there, so the other envs' episodes are cut off. The unbiased figure plays those
+envs on to their own evaluation episodes first (:class:`_EpisodeRecorder`).
 """
 
 from __future__ import annotations
@@ -148,19 +150,43 @@ def per_env_success(ended: list[tuple[int, int, bool]], env_tasks: list[str], ep
 
 class _EpisodeRecorder:
     """The protocol's vector env, recording which evaluation episodes end and whether they
-    succeeded (Meta-World's loop keeps only its per-class count). Everything else is the env's."""
+    succeeded (Meta-World's loop keeps only its per-class count). Everything else is the env's.
 
-    def __init__(self, envs: Any, adapter: MetaWorldProtocolAgent) -> None:
-        self._envs, self._adapter = envs, adapter
+    Meta-World's ``evaluation`` stops a round as soon as every class *name* has its
+    ``episodes`` finished episodes, over all envs of the class: with several envs per
+    class, the envs still on their first episode are cut off, so the rollouts alone
+    cannot give every env's own figure. :meth:`complete_round` plays those envs on
+    (same agent, same rules: terminate on success, memory restored at each episode
+    start) until each has ``episodes`` of its own; it runs when the next round's
+    ``sample_tasks`` call comes, and once after the last round. Meta-World's count is
+    taken before and is unchanged.
+    """
+
+    def __init__(self, envs: Any, adapter: MetaWorldProtocolAgent, episodes: int) -> None:
+        self._envs, self._adapter, self._episodes = envs, adapter, episodes
         self.ended: list[tuple[int, int, bool]] = []  # (round, env, success)
+        self.completed_steps = 0  # steps played after Meta-World's loop had stopped a round
         self._round = -1
         self._snapshot_seen: Any = None
+        self._completed = -1  # last round played to the end
+        self._obs: np.ndarray | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._envs, name)
 
+    def reset(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._envs.reset(*args, **kwargs)
+        self._obs = out[0]
+        return out
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "sample_tasks":
+            self.complete_round()
+        return self._envs.call(name, *args, **kwargs)
+
     def step(self, actions: np.ndarray) -> Any:
         out = self._envs.step(actions)
+        self._obs = out[0]
         snapshot = self._adapter.snapshot
         if snapshot is not None:  # adapt() has run: these are evaluation episodes
             if snapshot is not self._snapshot_seen:
@@ -169,6 +195,28 @@ class _EpisodeRecorder:
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 self.ended.append((self._round, int(i), bool(infos["final_info"]["success"][i])))
         return out
+
+    def _short(self) -> np.ndarray:
+        counts = np.zeros(self._envs.num_envs, dtype=np.int64)
+        for rnd, env, _ in self.ended:
+            if rnd == self._round:
+                counts[env] += 1
+        return counts < self._episodes
+
+    def complete_round(self) -> None:
+        """Play every env of the current round on to its own ``episodes`` evaluation episodes."""
+        if self._adapter.snapshot is None or self._completed == self._round or self._obs is None:
+            return
+        self._completed = self._round
+        if not self._short().any():
+            return
+        self._envs.call("toggle_terminate_on_success", True)  # as Meta-World's evaluation plays
+        obs = self._obs
+        while self._short().any():
+            obs, _, terminated, truncated, _ = self.step(self._adapter.eval_action(obs))
+            self._adapter.reset(np.logical_or(terminated, truncated))
+            self.completed_steps += 1
+        self._envs.call("toggle_terminate_on_success", False)  # what its evaluation restores
 
 
 def _env_task_names(envs: Any) -> list[str]:
@@ -266,7 +314,7 @@ def metaworld_evaluate(
         recurrent_info_in_obs=True, normalize_reward_in_recurrent_info=False, **extra,
     )
     adapter = MetaWorldProtocolAgent(agent, space.low, space.high, action_dim, reward_scale, s.deterministic, clock)
-    recorder = _EpisodeRecorder(envs, adapter)
+    recorder = _EpisodeRecorder(envs, adapter, evaluation_episodes)
     try:
         env_tasks = _env_task_names(envs)
         with seeded_torch(agent, s.seed):
@@ -274,6 +322,7 @@ def metaworld_evaluate(
                 adapter, recorder, num_evals=num_evals, adaptation_steps=1,
                 adaptation_episodes=adaptation_episodes, evaluation_episodes=evaluation_episodes,
             )
+            recorder.complete_round()
     finally:
         envs.close()
     unbiased = per_env_success(recorder.ended, env_tasks, evaluation_episodes)
@@ -288,6 +337,7 @@ def metaworld_evaluate(
         "success": float(np.mean([r["success"] for r in task_rows.values()])),
         "success_per_env": float(np.mean([r["success_per_env"] for r in task_rows.values()])),
         "success_reported_by_metaworld": float(mean_success), "mean_return": float(mean_return),
+        "per_env_steps_played_on": recorder.completed_steps,
     }
 
 

@@ -359,6 +359,27 @@ def test_per_env_success_is_unbiased_where_metaworlds_count_favours_early_succes
     assert per_env_success(two, ["a", "a", "b"], episodes=1) == {"a": 0.25, "b": 1.0}
 
 
+def test_per_env_figure_plays_every_env_to_its_own_evaluation_episodes(monkeypatch) -> None:
+    """Meta-World's loop stops a round once the class has 3 finished episodes over its 4 envs:
+    with an agent that often succeeds early (the shipped reach agent), some envs are cut off.
+    The per-env figure must still see 3 episodes of every env in every round."""
+    import metarl.protocol as protocol
+    from metarl.checkpoint import load_agent
+
+    seen: list = []
+    real = protocol.per_env_success
+    monkeypatch.setattr(protocol, "per_env_success", lambda ended, *a: seen.append(list(ended)) or real(ended, *a))
+    agent = load_agent("pretrained:ml1-reach")
+    result = protocol.metaworld_evaluate(agent, split="test", deterministic=True, num_evals=2, meta_batch_size=4)
+    counts: dict = {}
+    for rnd, env, _ in seen[0]:
+        counts[rnd, env] = counts.get((rnd, env), 0) + 1
+    assert sorted(counts) == [(r, e) for r in range(2) for e in range(4)]
+    assert min(counts.values()) >= 3
+    assert result["per_env_steps_played_on"] > 0  # Meta-World's loop had cut some envs off
+    assert 0.0 <= result["success_per_env"] <= result["success"] <= 1.0
+
+
 def test_switch_aligned_table_matches_the_trials_it_came_from(point_nav_run: Path, tmp_path: Path, capsys) -> None:
     """With --task-switches 1 every trial records its switch attempt, and the table around the
     switch is the mean of those trials' attempts at each offset, with its trial counts."""
