@@ -15,6 +15,11 @@ deterministic), and writes:
     python experiments/forgetting.py --out runs/forgetting            # the experiment (hours on 2 cores)
     python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
     python experiments/forgetting.py --replot --out runs/forgetting   # the plots again from OUT/results.json
+    python experiments/forgetting.py --collect --out runs/forgetting  # summarise every finished run in OUT
+
+Runs and evaluations already in OUT are reused (a stopped experiment continues where
+it was; several invocations with different ``--cells`` can share one OUT and a final
+``--collect`` summarises them all, each cell with the seeds it has).
 
 Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 (``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), ``meta-lstm``,
@@ -24,6 +29,7 @@ Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -78,10 +84,39 @@ def run_one(task: str, cell: str, seed: int, out: Path, smoke: bool) -> dict:
     cfg = load_config(preset, _overrides(task, cell, seed, steps, smoke))
     if not (run_dir / "checkpoints" / "last.pt").exists():
         train(cfg, run_dir)
+    return evaluate_run(run_dir, smoke)
+
+
+def evaluate_run(run_dir: Path, smoke: bool = False) -> dict:
+    """The final checkpoint on the held-out split with one switch (cached in the run dir)."""
+    path = run_dir / "eval_test_switch.json"
+    if path.is_file():
+        return json.loads(path.read_text())["around_switch"]
     result = evaluate_agent(load_agent(run_dir), split="test", trials=16 if smoke else None,
                             deterministic=True, task_switches=1)
-    (run_dir / "eval_test_switch.json").write_text(json.dumps(result, indent=1))
+    path.write_text(json.dumps(result, indent=1))
     return result["around_switch"]
+
+
+def run_facts(run_dir: Path) -> dict:
+    """Env steps and training seconds of a finished run (its last metrics row)."""
+    with open(run_dir / "metrics.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    return {"run": run_dir.name, "env_steps": int(float(last["env_steps"])), "wall_s": round(float(last["wall_time"]), 1)}
+
+
+def collect(out: Path) -> dict:
+    """Every finished run under OUT/<task>/<cell>/seed*/, evaluated (or its cached evaluation)."""
+    results: dict = {}
+    for task in TASKS:
+        for cell in CELLS:
+            runs = sorted(out.glob(f"{task}/{cell}/seed*/checkpoints/last.pt"))
+            run_dirs = [p.parents[1] for p in runs]
+            if run_dirs:
+                tables = [evaluate_run(d) for d in run_dirs]
+                results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]),
+                                                      "runs": [run_facts(d) for d in run_dirs]}
+    return results
 
 
 def summarize(tables: list[dict], figure: str) -> dict:
@@ -101,8 +136,8 @@ def markdown(results: dict) -> str:
     for task, cells in results.items():
         figure = TASKS[task][3]
         lines += [f"### {task} ({figure} by attempt around the switch; mean [95% CI] over seeds)", "",
-                  "| cell | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
-                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 1)) + "|"]
+                  "| cell | seeds | env steps per run | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
+                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 3)) + "|"]
         for cell, r in cells.items():
             s = r["summary"]
             cols = []
@@ -110,7 +145,8 @@ def markdown(results: dict) -> str:
                 j = s["offsets"].index(o)
                 ci = s["ci"][j]
                 cols.append(f"{s['mean'][j]:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]")
-            lines.append(f"| {cell} | " + " | ".join(cols) + " |")
+            steps = sorted({run["env_steps"] for run in r.get("runs", [])})
+            lines.append(f"| {cell} | {s['seeds']} | {', '.join(f'{n:,}' for n in steps)} | " + " | ".join(cols) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -131,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     p.add_argument("--smoke", action="store_true", help="tiny budgets: checks every step, measures nothing")
     p.add_argument("--replot", action="store_true", help="only redraw the recovery plots from OUT/results.json")
+    p.add_argument("--collect", action="store_true", help="train nothing: summarise every finished run in OUT")
     args = p.parse_args(argv)
     if args.replot:
         path = args.out / "results.json"
@@ -139,16 +176,24 @@ def main(argv: list[str] | None = None) -> int:
         for png in plot_results(json.loads(path.read_text()), args.out):
             print(f"wrote {png}")
         return 0
-    seeds = range(1, (2 if args.smoke else args.seeds) + 1)
-    results: dict = {}
-    for task in args.tasks:
-        figure = TASKS[task][3]
-        for cell in args.cells:
-            tables = [run_one(task, cell, s, args.out, args.smoke) for s in seeds]
-            results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, figure)}
-            print(f"{task} {cell}: {figure} at attempts -1/0/+1 around the switch "
-                  + " / ".join(f"{results[task][cell]['summary']['mean'][tables[0]['offsets'].index(o)]:.2f}"
-                               for o in OFFSETS_SHOWN), flush=True)
+    if args.collect:
+        results = collect(args.out)
+        if not results:
+            raise SystemExit(f"forgetting.py: no finished runs under {args.out}")
+    else:
+        results = {}
+        seeds = range(1, (2 if args.smoke else args.seeds) + 1)
+        for task in args.tasks:
+            for cell in args.cells:
+                run_dirs = [args.out / task / cell / f"seed{s}" for s in seeds]
+                tables = [run_one(task, cell, s, args.out, args.smoke) for s in seeds]
+                results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]),
+                                                      "runs": [run_facts(d) for d in run_dirs]}
+    for task, cells in results.items():
+        for cell, r in cells.items():
+            s = r["summary"]
+            print(f"{task} {cell} ({s['seeds']} seeds): {TASKS[task][3]} at attempts -1/0/+1 around the switch "
+                  + " / ".join(f"{s['mean'][s['offsets'].index(o)]:.2f}" for o in OFFSETS_SHOWN), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "table.md").write_text(markdown(results))
