@@ -29,7 +29,6 @@ Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from metarl.checkpoint import load_agent
 from metarl.config import load_config
 from metarl.evaluate import evaluate_agent
 from metarl.recovery import SwitchTable, plot_recoveries
+from metarl.runs import read_metrics
 from metarl.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -100,9 +100,15 @@ def evaluate_run(run_dir: Path, smoke: bool = False) -> dict:
 
 def run_facts(run_dir: Path) -> dict:
     """Env steps and training seconds of a finished run (its last metrics row)."""
-    with open(run_dir / "metrics.csv", newline="") as f:
-        last = list(csv.DictReader(f))[-1]
-    return {"run": run_dir.name, "env_steps": int(float(last["env_steps"])), "wall_s": round(float(last["wall_time"]), 1)}
+    metrics = read_metrics(run_dir / "metrics.csv")
+    return {"run": run_dir.name, "env_steps": int(metrics["env_steps"][-1]),
+            "wall_s": round(float(metrics["wall_time"][-1]), 1)}
+
+
+def cell_result(task: str, run_dirs: list[Path]) -> dict:
+    """One cell's entry of results.json: every seed's around-switch table, their summary, the runs."""
+    tables = [evaluate_run(d) for d in run_dirs]
+    return {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]), "runs": [run_facts(d) for d in run_dirs]}
 
 
 def collect(out: Path) -> dict:
@@ -110,12 +116,9 @@ def collect(out: Path) -> dict:
     results: dict = {}
     for task in TASKS:
         for cell in CELLS:
-            runs = sorted(out.glob(f"{task}/{cell}/seed*/checkpoints/last.pt"))
-            run_dirs = [p.parents[1] for p in runs]
+            run_dirs = [p.parents[1] for p in sorted(out.glob(f"{task}/{cell}/seed*/checkpoints/last.pt"))]
             if run_dirs:
-                tables = [evaluate_run(d) for d in run_dirs]
-                results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]),
-                                                      "runs": [run_facts(d) for d in run_dirs]}
+                results.setdefault(task, {})[cell] = cell_result(task, run_dirs)
     return results
 
 
@@ -185,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds = range(1, (2 if args.smoke else args.seeds) + 1)
         for task in args.tasks:
             for cell in args.cells:
-                run_dirs = [args.out / task / cell / f"seed{s}" for s in seeds]
-                tables = [run_one(task, cell, s, args.out, args.smoke) for s in seeds]
-                results.setdefault(task, {})[cell] = {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]),
-                                                      "runs": [run_facts(d) for d in run_dirs]}
+                for seed in seeds:
+                    run_one(task, cell, seed, args.out, args.smoke)
+                results.setdefault(task, {})[cell] = cell_result(
+                    task, [args.out / task / cell / f"seed{seed}" for seed in seeds])
     for task, cells in results.items():
         for cell, r in cells.items():
             s = r["summary"]
