@@ -22,7 +22,10 @@ it was; several invocations with different ``--cells`` can share one OUT and a f
 ``--collect`` summarises them all, each cell with the seeds it has).
 
 Cells: ``forget-memory``, its ablation with forget gates fixed at 1
-(``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), ``meta-lstm``,
+(``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), the same cell with
+its forget, write and read heads reading the controller's previous state as well as x_t
+(``forget-memory-controller``: ``write_mode: controller``, so a gate can react to what
+the controller expected, not only to the current input), ``meta-lstm``,
 ``lstm``, ``gru``, ``mann``, ``ntm``, ``mlp``.
 """
 
@@ -52,6 +55,7 @@ TASKS = {
 CELLS = {
     "forget-memory": {},
     "forget-memory-noforget": {"learn_forget": False},
+    "forget-memory-controller": {"write_mode": "controller"},
     "meta-lstm": {},
     "lstm": {},
     "gru": {},
