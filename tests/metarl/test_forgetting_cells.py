@@ -1,0 +1,36 @@
+"""Each cell variant of experiments/forgetting.py resolves to the cell and options it is named for."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from metarl.agents.config import cell_options_for
+from metarl.agents.registry import make_cell
+from metarl.config import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+import forgetting  # noqa: E402
+
+EXPECTED = {
+    "forget-memory": ("forget-memory", {"write_mode": "input", "learn_forget": True}),
+    "forget-memory-noforget": ("forget-memory", {"write_mode": "input", "learn_forget": False}),
+    "forget-memory-controller": ("forget-memory", {"write_mode": "controller", "learn_forget": True}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED))
+def test_variant_builds_the_cell_with_its_options(variant):
+    preset = forgetting.TASKS["point-nav"][0]
+    cfg = load_config(preset, forgetting._overrides("point-nav", variant, seed=1, steps=1000, smoke=True))
+    name, attrs = EXPECTED[variant]
+    assert cfg.agent.cell == name and cfg.env.task_switches == 1
+    cell = make_cell(cfg.agent.cell, 8, cfg.agent.hidden_size, **cell_options_for(cfg.agent))
+    assert {k: getattr(cell, k) for k in attrs} == attrs
+
+
+def test_every_variant_names_a_known_cell():
+    for variant in forgetting.CELLS:
+        preset = forgetting.TASKS["point-nav"][0]
+        cfg = load_config(preset, forgetting._overrides("point-nav", variant, seed=1, steps=1000, smoke=True))
+        make_cell(cfg.agent.cell, 8, cfg.agent.hidden_size, **cell_options_for(cfg.agent))
