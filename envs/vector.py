@@ -132,6 +132,7 @@ class TrialVectorEnv(gym.vector.VectorEnv):
         self.task_names = probe.task_names
         self._task_set = probe.task_set
         self.episodes_per_trial = probe.episodes_per_trial
+        self.task_switches = probe.task_switches  # task changes per trial (0: one task per trial)
         self.max_episode_steps = probe.max_episode_steps
         self.trial_length = probe.trial_length
         self.reward_scale = probe.reward_scale

@@ -29,7 +29,7 @@ class Minibatch:
     advantages: torch.Tensor  # (L, M)
     returns: torch.Tensor  # (L, M)
     state0: State  # each (M, ...)
-    task_targets: torch.Tensor | None = None  # (M, F) hidden task vectors, when a task-inference loss uses them
+    task_targets: torch.Tensor | None = None  # (M, F) or (L, M, F) hidden task vectors, when a task-inference loss uses them
 
 
 def chunk_length(trial_length: int, bptt_len: int) -> int:
@@ -65,7 +65,8 @@ class RolloutBuffer:
         self.advantages = torch.zeros(T, N, **z)
         self.returns = torch.zeros(T, N, **z)
         self.chunk_states: State | None = None  # each (C, N, ...)
-        self.task_targets: torch.Tensor | None = None  # (N, F): set by the trainer for a task-inference loss
+        # (N, F) per trial, or (T, N, F) per step where the task switches mid-trial: set by the trainer
+        self.task_targets: torch.Tensor | None = None
 
     def store_state(self, t: int, state: State) -> None:
         """Call before acting at step t; keeps the state if t starts a chunk."""
@@ -100,8 +101,15 @@ class RolloutBuffer:
                 advantages=seq(self.advantages),
                 returns=seq(self.returns),
                 state0=state0,
-                task_targets=None if self.task_targets is None else self.task_targets[n_idx],  # (M, F)
+                task_targets=self._task_targets(seq, n_idx),
             )
+
+
+    def _task_targets(self, seq, n_idx: torch.Tensor) -> torch.Tensor | None:
+        """The minibatch's task targets: (M, F) per trial or (L, M, F) per step."""
+        if self.task_targets is None:
+            return None
+        return self.task_targets[n_idx] if self.task_targets.dim() == 2 else seq(self.task_targets)
 
 
 def compute_gae(

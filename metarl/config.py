@@ -334,9 +334,6 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
     if cfg.agent.task_input and cfg.ppo.task_coef <= 0:
         raise ConfigError("config key 'agent.task_input' needs 'ppo.task_coef' > 0 (the loss that trains the task head)")
-    if cfg.env.task_switches > 0 and cfg.ppo.task_coef > 0:
-        raise ConfigError("config keys 'env.task_switches' > 0 and 'ppo.task_coef' > 0 do not combine: "
-                          "the task-inference targets are each trial's first task (metarl.rollout.Rollout.tasks)")
     # Not envs.checks.check_task_switches: tests pin other texts here ('must be >= 0', 'must be <=') than there.
     if cfg.env.episodes_per_trial is not None and cfg.env.task_switches > cfg.env.episodes_per_trial - 1:
         raise ConfigError(f"config key 'env.task_switches' must be <= env.episodes_per_trial - 1 "

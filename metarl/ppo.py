@@ -59,9 +59,12 @@ def ppo_loss(
 
 def task_inference_loss(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean squared error of the task head's (L, M, F) predictions against the trial's
-    (M, F) task vector, at every step: its minimiser is the posterior mean of the task
-    given the trial so far, so the cell is taught to infer the task from what it saw."""
-    return ((pred - targets.unsqueeze(0)) ** 2).mean()  # (L, M, F) vs (1, M, F)
+    (M, F) task vector (or, where the task switches mid-trial, each step's (L, M, F) one),
+    at every step: its minimiser is the posterior mean of the task given the trial so
+    far, so the cell is taught to infer the task from what it saw."""
+    if targets.dim() == 2:
+        targets = targets.unsqueeze(0)  # (M, F) -> (1, M, F)
+    return ((pred - targets) ** 2).mean()  # (L, M, F)
 
 
 def learning_rate(cfg: PPOConfig, env_steps: int, total_steps: int) -> float:

@@ -72,6 +72,7 @@ class Rollout:
     final_state: tuple  # policy state after the last step
     stats: AttemptStats
     tasks: np.ndarray  # (N, 2) each env's trial task: (task_id, goal index)
+    step_tasks: np.ndarray | None = None  # (T, N, 2) the task of every step; only where tasks switch mid-trial
 
 
 def _select(state: tuple, rows: torch.Tensor) -> tuple:
@@ -143,6 +144,8 @@ def collect(
     # results of the step in flight, filled group by group: done, success, return, trial end, final obs
     done, ep_success, ep_return = np.zeros(N, bool), np.zeros(N, bool), np.zeros(N)
     trial_end, final_obs = np.zeros(N, bool), np.zeros_like(obs)
+    # where the task can switch mid-trial, the task each step was taken in (infos name it per step)
+    step_tasks = np.empty((T, N, 2), dtype=np.int64) if envs.task_switches else None
 
     def receive(g: int, t: int) -> None:
         """Results of group g's step t: its next obs, rewards, attempt ends."""
@@ -153,6 +156,8 @@ def collect(
         done[i] = np.logical_or(term, trunc)
         ep_success[i], ep_return[i] = infos["episode_success"], infos["episode_return"]
         trial_end[i], final_obs[i] = infos["trial_end"], infos["final_obs"]
+        if step_tasks is not None:
+            step_tasks[t, i, 0], step_tasks[t, i, 1] = infos["task_id"], infos["goal"]
 
     def finish_step() -> bool:
         """Book a step all groups received (in env order, as one batch); True to stop."""
@@ -211,7 +216,7 @@ def collect(
         )
     buffer.rewards.copy_(torch.from_numpy(rewards))
     final_state = tuple(x.clone() for x in _merge(states, rows, N))  # a stepper's states are overwritten on replay
-    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats, tasks)
+    return Rollout(raw_obs, rewards, final_obs.astype(np.float32), final_state, stats, tasks, step_tasks)
 
 
 def evaluate_trials(envs, policy: torch.nn.Module, obs_norm: ObsNormalizer | None, trials: int, seed: int, device) -> AttemptStats:

@@ -259,7 +259,11 @@ class _Run:
 
         # 4. advantages and PPO epochs (and the trials' task vectors for a task-inference loss)
         if self.task_table is not None:
-            buffer.task_targets = self.task_table[rollout.tasks[:, 0], rollout.tasks[:, 1]].to(device)  # (N, F)
+            if rollout.step_tasks is None:  # one task per trial
+                buffer.task_targets = self.task_table[rollout.tasks[:, 0], rollout.tasks[:, 1]].to(device)  # (N, F)
+            else:  # the task switches mid-trial: each step's own task
+                st = torch.from_numpy(rollout.step_tasks)  # (T, N, 2)
+                buffer.task_targets = self.task_table[st[..., 0], st[..., 1]].to(device)  # (T, N, F)
         adv, ret = compute_gae(rewards, buffer.values, last_value, cfg.ppo.gamma, cfg.ppo.gae_lambda)
         buffer.advantages.copy_(adv)
         buffer.returns.copy_(ret)

@@ -252,5 +252,5 @@ def test_config_keys_reach_the_envs() -> None:
                        ({"task_switches": -1}, "env.task_switches' must be >= 0")):
         with pytest.raises(ConfigError, match=match):
             config_from_dict({"env": env})
-    with pytest.raises(ConfigError, match="do not combine"):
-        config_from_dict({"env": {"task_switches": 1}, "ppo": {"task_coef": 0.1}})
+    both = config_from_dict({"env": {"task_switches": 1}, "ppo": {"task_coef": 0.1}})  # per-step task targets
+    assert both.env.task_switches == 1 and both.ppo.task_coef == 0.1

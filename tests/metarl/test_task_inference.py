@@ -54,6 +54,43 @@ def test_collect_records_each_envs_trial_task():
     assert len(set(rollout.tasks[:, 1])) > 1  # goals differ between envs
 
 
+def test_where_the_task_switches_collect_records_every_steps_task_and_the_targets_follow_it():
+    """With a mid-trial switch the task-inference target is each step's own task: the
+    recorded goal changes exactly at the first step of the switched attempt, and the
+    per-step loss differs from the loss against the trial's first task."""
+    envs = make_vec("point-nav", num_envs=6, episodes_per_trial=3, max_episode_steps=4, workers=0, task_switches=1)
+    cfg = load_config(None, TOY)
+    policy = make_policy(cfg.agent, envs.single_observation_space.shape[0], 2, task_dim=task_dim(cfg))
+    buf = RolloutBuffer(envs.trial_length, 6, envs.single_observation_space.shape[0], 2, envs.trial_length)
+    rollout = collect(envs, policy, buf, None, seed=3)
+    assert rollout.step_tasks.shape == (12, 6, 2)
+    np.testing.assert_array_equal(rollout.step_tasks[0], rollout.tasks)
+    _, _ = envs.reset(seed=3)  # replay the same trials to read where each switched
+    switched = np.stack([envs.step(np.zeros((6, 2), np.float32))[4]["task_switched"] for _ in range(12)])  # (T, N)
+    for n in range(6):
+        changes = np.flatnonzero(np.diff(rollout.step_tasks[:, n, 1])) + 1
+        assert changes.tolist() == np.flatnonzero(switched[:, n]).tolist() and len(changes) == 1
+        assert changes[0] % 4 == 0  # at an attempt boundary (4 steps per attempt)
+    table = train_mod._task_targets("point-nav")
+    per_step = table[rollout.step_tasks[..., 0], rollout.step_tasks[..., 1]]  # (T, N, F)
+    first = table[rollout.tasks[:, 0], rollout.tasks[:, 1]]  # (N, F)
+    pred = per_step.clone()
+    assert task_inference_loss(pred, per_step).item() == 0.0
+    assert task_inference_loss(pred, first).item() > 0.0
+    plain = make_vec("point-nav", num_envs=2, episodes_per_trial=2, max_episode_steps=4, workers=0)
+    buf2 = RolloutBuffer(plain.trial_length, 2, plain.single_observation_space.shape[0], 2, plain.trial_length)
+    assert collect(plain, policy, buf2, None, seed=3).step_tasks is None  # no switches: one task per trial
+
+
+def test_per_step_targets_reach_the_minibatches_aligned_with_their_steps():
+    buf = RolloutBuffer(4, 3, 5, 2, 2)  # T=4, N=3, chunks of 2
+    buf.task_targets = torch.arange(4 * 3, dtype=torch.float32).view(4, 3, 1)  # (T, N, F): value t*3+n
+    for mb in buf.minibatches(1, torch.Generator().manual_seed(0)):
+        assert mb.task_targets.shape == (2, 6, 1)  # (L, M, F)
+        t0 = mb.task_targets[0, :, 0]  # the first step of each (chunk, env) sequence
+        assert set((t0 // 3).long().tolist()) == {0, 2} and (mb.task_targets[1, :, 0] - t0 == 3).all()
+
+
 def test_task_loss_is_the_mse_against_the_trials_vector_at_every_step():
     pred = torch.zeros(3, 2, 4)  # (L, M, F)
     targets = torch.tensor([[1.0, 1, 1, 1], [2.0, 2, 2, 2]])  # (M, F)
