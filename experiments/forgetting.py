@@ -12,7 +12,8 @@ deterministic), and writes:
   a line per cell with a 95% band across seeds (``metarl.recovery.plot_recovery``,
   what ``metarl plot --recovery`` draws).
 
-    python experiments/forgetting.py --out runs/forgetting            # the experiment (hours on 2 cores)
+    python experiments/forgetting.py --out runs/forgetting            # the experiment (many hours on 2 cores)
+    python experiments/forgetting.py --out runs/forgetting --tasks ml1-reach   # only its ML1/reach-v3 part
     python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
     python experiments/forgetting.py --replot --out runs/forgetting   # the plots again from OUT/results.json
     python experiments/forgetting.py --collect --out runs/forgetting  # summarise every finished run in OUT
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +49,29 @@ from metarl.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-# task -> (preset, attempts per trial, env steps per run, the figure compared: success or return)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the experiment: its preset and what this experiment changes in it."""
+
+    preset: Path
+    attempts: int  # attempts per trial (the switch falls at one of attempts 2..K)
+    steps: int  # env steps per run
+    figure: str  # the figure compared: "success" or "return"
+    overrides: tuple[str, ...] = ()  # further config overrides for every cell of this task
+    cells: tuple[str, ...] | None = None  # the cells run by default (None: all of CELLS)
+    seeds: int = 5  # seeds per cell by default
+
+
 TASKS = {
-    "point-nav": (CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
-    "bandit": (CONFIGS / "bandit.yaml", 8, 300_000, "success"),
+    "point-nav": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
+    "bandit": Task(CONFIGS / "bandit.yaml", 8, 300_000, "success"),
+    # ML1/reach-v3 with the best learner of docs/results.md (the annealed rate, the smaller
+    # action std; its task head now follows the switch), 4 attempts x 100 steps
+    "ml1-reach": Task(CONFIGS / "ml1_reach_infer.yaml", 4, 2_000_000, "success",
+                      ("ppo.lr_schedule=linear", "agent.init_log_std=-1.2"),
+                      cells=("forget-memory", "forget-memory-noforget", "gru"), seeds=3),
 }
 CELLS = {
     "forget-memory": {},
@@ -67,12 +88,11 @@ OFFSETS_SHOWN = (-1, 0, 1)  # the attempt before the switch, the first after it,
 
 
 def _overrides(task: str, cell: str, seed: int, steps: int, smoke: bool) -> list[str]:
-    _, attempts, _, _ = TASKS[task]
     name = "forget-memory" if cell.startswith("forget-memory") else cell
     out = [
-        f"agent.cell={name}", f"seed={seed}", f"total_steps={steps}", f"env.episodes_per_trial={attempts}",
+        f"agent.cell={name}", f"seed={seed}", f"total_steps={steps}", f"env.episodes_per_trial={TASKS[task].attempts}",
         "env.task_switches=1", "env.workers=0", "eval_interval=0", "progress=false", "tensorboard=false",
-        "device=cpu", "torch_threads=1",
+        "device=cpu", "torch_threads=1", *TASKS[task].overrides,
     ]
     for key, value in CELLS[cell].items():  # keyed by cell name, as the presets' own options are
         out.append(f"agent.cell_options.{name}.{key}={str(value).lower()}")
@@ -82,10 +102,9 @@ def _overrides(task: str, cell: str, seed: int, steps: int, smoke: bool) -> list
 
 
 def run_one(task: str, cell: str, seed: int, out: Path, smoke: bool) -> dict:
-    preset, _, steps, _ = TASKS[task]
-    steps = 2_000 if smoke else steps
+    steps = 2_000 if smoke else TASKS[task].steps
     run_dir = out / task / cell / f"seed{seed}"
-    cfg = load_config(preset, _overrides(task, cell, seed, steps, smoke))
+    cfg = load_config(TASKS[task].preset, _overrides(task, cell, seed, steps, smoke))
     if not (run_dir / "checkpoints" / "last.pt").exists():
         train(cfg, run_dir)
     return evaluate_run(run_dir, smoke)
@@ -112,7 +131,7 @@ def run_facts(run_dir: Path) -> dict:
 def cell_result(task: str, run_dirs: list[Path]) -> dict:
     """One cell's entry of results.json: every seed's around-switch table, their summary, the runs."""
     tables = [evaluate_run(d) for d in run_dirs]
-    return {"per_seed": tables, "summary": summarize(tables, TASKS[task][3]), "runs": [run_facts(d) for d in run_dirs]}
+    return {"per_seed": tables, "summary": summarize(tables, TASKS[task].figure), "runs": [run_facts(d) for d in run_dirs]}
 
 
 def collect(out: Path) -> dict:
@@ -141,7 +160,7 @@ def summarize(tables: list[dict], figure: str) -> dict:
 def markdown(results: dict) -> str:
     lines = []
     for task, cells in results.items():
-        figure = TASKS[task][3]
+        figure = TASKS[task].figure
         lines += [f"### {task} ({figure} by attempt around the switch; mean [95% CI] over seeds)", "",
                   "| cell | seeds | env steps per run | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
                   "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 3)) + "|"]
@@ -169,9 +188,10 @@ def plot_results(results: dict, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output folder (runs, results.json, table.md)")
-    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: the task's, 5; ml1-reach 3)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    p.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    p.add_argument("--cells", nargs="+", default=None, choices=list(CELLS),
+                   help="default: the task's cells (all; ml1-reach: forget-memory, its ablation, gru)")
     p.add_argument("--smoke", action="store_true", help="tiny budgets: checks every step, measures nothing")
     p.add_argument("--replot", action="store_true", help="only redraw the recovery plots from OUT/results.json")
     p.add_argument("--collect", action="store_true", help="train nothing: summarise every finished run in OUT")
@@ -189,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"forgetting.py: no finished runs under {args.out}")
     else:
         results = {}
-        seeds = range(1, (2 if args.smoke else args.seeds) + 1)
         for task in args.tasks:
-            for cell in args.cells:
+            seeds = range(1, (2 if args.smoke else args.seeds or TASKS[task].seeds) + 1)
+            for cell in args.cells or TASKS[task].cells or list(CELLS):
                 for seed in seeds:
                     run_one(task, cell, seed, args.out, args.smoke)
                 results.setdefault(task, {})[cell] = cell_result(
@@ -199,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     for task, cells in results.items():
         for cell, r in cells.items():
             s = r["summary"]
-            print(f"{task} {cell} ({s['seeds']} seeds): {TASKS[task][3]} at attempts -1/0/+1 around the switch "
+            print(f"{task} {cell} ({s['seeds']} seeds): {TASKS[task].figure} at attempts -1/0/+1 around the switch "
                   + " / ".join(f"{s['mean'][s['offsets'].index(o)]:.2f}" for o in OFFSETS_SHOWN), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_forgetting_experiment_smoke_writes_a_switch_aligned_table_per_task_and_cell(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "forgetting.py"), "--smoke", "--out", str(tmp_path),
-         "--cells", "forget-memory-noforget", "gru"],
+         "--tasks", "point-nav", "bandit", "--cells", "forget-memory-noforget", "gru"],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

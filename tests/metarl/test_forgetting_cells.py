@@ -21,7 +21,7 @@ EXPECTED = {
 
 def _build(variant: str):
     """The point-nav config the script would train for this variant, and its cell."""
-    preset = forgetting.TASKS["point-nav"][0]
+    preset = forgetting.TASKS["point-nav"].preset
     cfg = load_config(preset, forgetting._overrides("point-nav", variant, seed=1, steps=1000, smoke=True))
     return cfg, make_cell(cfg.agent.cell, 8, cfg.agent.hidden_size, **cell_options_for(cfg.agent))
 
@@ -37,3 +37,12 @@ def test_variant_builds_the_cell_with_its_options(variant):
 @pytest.mark.parametrize("variant", list(forgetting.CELLS))
 def test_every_variant_names_a_known_cell(variant):
     _build(variant)
+
+
+def test_the_ml1_task_trains_its_best_learner_on_switching_trials_with_its_task_head():
+    task = forgetting.TASKS["ml1-reach"]
+    cfg = load_config(task.preset, forgetting._overrides("ml1-reach", "forget-memory-noforget", seed=2, steps=1000, smoke=False))
+    assert (cfg.env.benchmark, cfg.env.task_switches, cfg.env.episodes_per_trial) == ("ML1/reach-v3", 1, 4)
+    assert cfg.ppo.lr_schedule == "linear" and cfg.agent.init_log_std == -1.2 and cfg.ppo.task_coef > 0
+    assert cfg.agent.cell_options["forget-memory"]["learn_forget"] is False and cfg.seed == 2
+    assert set(task.cells) <= set(forgetting.CELLS) and task.seeds == 3
