@@ -104,7 +104,6 @@ class RolloutBuffer:
                 task_targets=self._task_targets(seq, n_idx),
             )
 
-
     def _task_targets(self, seq, n_idx: torch.Tensor) -> torch.Tensor | None:
         """The minibatch's task targets: (M, F) per trial or (L, M, F) per step."""
         if self.task_targets is None:
