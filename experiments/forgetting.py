@@ -50,7 +50,6 @@ from metarl.train import train
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-
 @dataclass(frozen=True)
 class Task:
     """One task of the experiment: its preset and what this experiment changes in it."""
@@ -68,7 +67,8 @@ TASKS = {
     "point-nav": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
     "bandit": Task(CONFIGS / "bandit.yaml", 8, 300_000, "success"),
     # ML1/reach-v3 with the best learner of docs/results.md (the annealed rate, the smaller
-    # action std; its task head now follows the switch), 4 attempts x 100 steps
+    # action std; its task head now follows the switch), 4 attempts x 100 steps (a switch needs
+    # attempts before and after it; without switches 4 attempts learned worse than 2: docs/results.md, Z1-Z3)
     "ml1-reach": Task(CONFIGS / "ml1_reach_infer.yaml", 4, 2_000_000, "success",
                       ("ppo.lr_schedule=linear", "agent.init_log_std=-1.2"),
                       cells=("forget-memory", "forget-memory-noforget", "gru"), seeds=3),

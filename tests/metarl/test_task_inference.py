@@ -65,7 +65,7 @@ def test_where_the_task_switches_collect_records_every_steps_task_and_the_target
     rollout = collect(envs, policy, buf, None, seed=3)
     assert rollout.step_tasks.shape == (12, 6, 2)
     np.testing.assert_array_equal(rollout.step_tasks[0], rollout.tasks)
-    _, _ = envs.reset(seed=3)  # replay the same trials to read where each switched
+    envs.reset(seed=3)  # replay the same trials to read where each switched
     switched = np.stack([envs.step(np.zeros((6, 2), np.float32))[4]["task_switched"] for _ in range(12)])  # (T, N)
     for n in range(6):
         changes = np.flatnonzero(np.diff(rollout.step_tasks[:, n, 1])) + 1
