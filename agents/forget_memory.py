@@ -40,6 +40,14 @@ memory only accumulates, M_t = M_{t-1} + w_t v_tᵀ, like the additive
 no parameter feeds the gates (none to train, none to get a gradient), and
 ``forget_init`` is unused. The sequence paths (scan or loop) and ``step``
 run the same math with log f = 0, and the diagnostics' ``forget`` is exactly 1.
+
+No controller (option ``controller="linear"``, input mode only): the LSTM is replaced by
+a stateless readout, out_t = tanh(L [x_t; m_t]), so the slot memory is the cell's only
+state. On the toy tasks the LSTM controller alone holds the goal (docs/results.md,
+"Learned forgetting"), so how the memory forgets cannot matter there; without it,
+whatever the policy remembers across attempts passes through the forget gates, which is
+the setting that tests them. The state keeps its (h, c, M) layout; h is the last output
+and c stays zero (neither is read back).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from __future__ import annotations
 import difflib
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from metarl.agents.addressing import content_weights, read
 from metarl.agents.base import State, run_fused_rnn
@@ -57,6 +65,8 @@ from metarl.agents.scan import gated_scan_chunks, gated_scan_loop
 WRITE_MODES = ("input", "controller")
 #: How the input-driven mode computes all memories of a sequence before the fused controller.
 SCANS = ("auto", "chunked", "loop")
+#: What reads the memory: the Meta-LSTM, or a stateless linear readout (the memory is then the only state).
+CONTROLLERS = ("lstm", "linear")
 
 
 class ForgetMemoryCell(MemoryLSTMBase):
@@ -69,7 +79,8 @@ class ForgetMemoryCell(MemoryLSTMBase):
     "loop": how input mode computes every M_t before the fused controller;
     "auto" = the chunkwise scan on accelerators, a plain memory-only step loop
     on CPU, where it measured faster (README, "Measured"; ``bench/cells.py``)), ``learn_forget`` (True; False:
-    gates fixed at 1 and no forget-gate parameters, the ablation above).
+    gates fixed at 1 and no forget-gate parameters, the ablation above), ``controller``
+    ("lstm" | "linear": no controller state, the readout above; input mode only).
     State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
     (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
     values computed at each step (at a reset step they act on the initial memory).
@@ -88,7 +99,15 @@ class ForgetMemoryCell(MemoryLSTMBase):
         forget_init: float = 0.9,
         scan: str = "auto",
         learn_forget: bool = True,
+        controller: str = "lstm",
     ) -> None:
+        if controller not in CONTROLLERS:
+            close = difflib.get_close_matches(controller, CONTROLLERS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown controller {controller!r}.{hint} Valid: {', '.join(CONTROLLERS)}")
+        if controller == "linear" and write_mode != "input":
+            raise ValueError(f"controller 'linear' needs write_mode 'input' (the heads of write_mode "
+                             f"{write_mode!r} read the controller's state, which it does not have)")
         if scan not in SCANS:
             close = difflib.get_close_matches(scan, SCANS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -119,11 +138,24 @@ class ForgetMemoryCell(MemoryLSTMBase):
         self.parallel = parallel
         self.chunk_size = chunk_size
         self.scan = scan
+        self.controller_kind = controller
+        if controller == "linear":
+            del self.controller  # unused: no parameter without a gradient
+            self.readout = nn.Linear(input_size + heads * width, hidden_size)
+            self.graph_safe = False  # not measured under CUDA graph capture
 
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        if self.controller_kind == "linear":  # no controller to step: the memory path is the whole cell
+            return self._parallel(x, state, reset, diagnostics)
         if self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
             return self._step_loop(x, state, reset, diagnostics)
         return self._parallel(x, state, reset, diagnostics)
+
+    def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+        if self.controller_kind == "linear":
+            out, state = self._parallel(x.unsqueeze(0), state, reset.unsqueeze(0), False)
+            return out.squeeze(0), state
+        return super().step(x, state, reset)
 
     def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
         """Input-driven mode: scan the memory for all T, read it, then one fused LSTM."""
@@ -146,8 +178,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
             weights.append(w)
             mem = chunk[:, -1]  # (B, N, W)
         m = torch.cat(reads, dim=1).transpose(0, 1)  # (T, B, K*W)
-        zeros = torch.zeros_like(h)
-        out, (h, c) = run_fused_rnn(self.controller, torch.cat([x, m], dim=-1), (h, c), (zeros, zeros), reset)
+        if self.controller_kind == "linear":
+            out = torch.tanh(self.readout(torch.cat([x, m], dim=-1)))  # (T, B, H)
+            h, c = out[-1].unsqueeze(1), torch.zeros_like(c)  # (B, 1, H): kept for the state's layout only
+        else:
+            zeros = torch.zeros_like(h)
+            out, (h, c) = run_fused_rnn(self.controller, torch.cat([x, m], dim=-1), (h, c), (zeros, zeros), reset)
         new_state = (h, c, mem)
         if diagnostics:
             diag = {

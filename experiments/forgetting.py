@@ -26,7 +26,10 @@ Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 (``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), the same cell with
 its forget, write and read heads reading the controller's previous state as well as x_t
 (``forget-memory-controller``: ``write_mode: controller``, so a gate can react to what
-the controller expected, not only to the current input), ``meta-lstm``,
+the controller expected, not only to the current input), the cell and its ablation with
+no controller (``forget-memory-linear``, ``forget-memory-noforget-linear``: ``controller:
+linear``, a stateless readout of [x_t; m_t], so whatever is remembered passes through the
+slots and their forget gates), ``meta-lstm``,
 ``lstm``, ``gru``, ``mann``, ``ntm``, ``mlp``.
 """
 
@@ -77,6 +80,8 @@ CELLS = {
     "forget-memory": {},
     "forget-memory-noforget": {"learn_forget": False},
     "forget-memory-controller": {"write_mode": "controller"},
+    "forget-memory-linear": {"controller": "linear"},
+    "forget-memory-noforget-linear": {"controller": "linear", "learn_forget": False},
     "meta-lstm": {},
     "lstm": {},
     "gru": {},

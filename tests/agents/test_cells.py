@@ -70,6 +70,7 @@ def test_step_by_step_equals_one_sequence_call_with_resets(name):
 
 STEP_VARIANTS = [(name, {}) for name in cells()] + [
     ("forget-memory", {"write_mode": "controller"}),
+    ("forget-memory", {"controller": "linear"}),
     ("gru", {"num_layers": 2}),  # no one-call step: falls back to forward
     ("lstm", {"num_layers": 2}),
 ]

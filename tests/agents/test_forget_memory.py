@@ -321,3 +321,66 @@ def test_learn_forget_reaches_the_cell_from_the_config():
                                           "cell_options": options}})
         policy = make_policy(cfg.agent, obs_dim=7, action_dim=2)
         assert policy.cell.learn_forget is learned and policy.cell.memory_heads.learn_forget is learned
+
+
+# --- no controller (controller="linear"): the memory is the only state ---------------------
+
+
+@pytest.mark.parametrize("learn_forget", [True, False])
+def test_linear_controller_sequence_equals_steps_and_carries_nothing_but_memory(learn_forget):
+    """The chunked scan over a whole sequence equals stepping it one step at a time, and the
+    state's h and c are never read: only M carries anything from one step to the next."""
+    T, B = 20, 3
+    cell = build(controller="linear", scan="chunked", chunk_size=8, learn_forget=learn_forget)
+    x, reset = torch.randn(T, B, I), resets(T, B)
+    with torch.no_grad():
+        out, (h, c, mem) = cell(x, cell.initial_state(B), reset)
+        state, outs = cell.initial_state(B), []
+        for t in range(T):
+            o, state = cell.step(x[t], state, reset[t])
+            outs.append(o)
+        torch.testing.assert_close(torch.stack(outs), out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(state[2], mem, atol=1e-5, rtol=1e-5)
+        assert torch.equal(c, torch.zeros_like(c)) and torch.equal(h[:, 0], out[-1])
+        noisy = (torch.randn_like(h) * 5, torch.randn_like(c) * 5, mem)
+        after, _ = cell(x[:4], noisy, torch.zeros(4, B, dtype=torch.bool))
+        before, _ = cell(x[:4], (h, c, mem), torch.zeros(4, B, dtype=torch.bool))
+    torch.testing.assert_close(after, before)
+
+
+def test_linear_controller_has_no_lstm_and_every_parameter_learns():
+    cell = build(controller="linear")
+    assert not hasattr(cell, "controller") and not cell.graph_safe
+    x, reset = torch.randn(12, 2, I), torch.zeros(12, 2, dtype=torch.bool)
+    reset[0] = True  # the learned initial memory enters at a reset
+    out, _ = cell(x, cell.initial_state(2), reset)
+    out.square().sum().backward()
+    for name, p in cell.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_linear_controller_output_depends_on_earlier_inputs_only_through_memory():
+    """Without a controller, an earlier input changes a later output only through M: with the
+    write strength forced to 0 and the gates fixed at 1 (the memory then never changes), the
+    outputs are a function of the current input."""
+    cell = build(controller="linear", learn_forget=False)
+    x = torch.randn(6, 1, I)
+    x2 = x.clone()
+    x2[0] += 3.0
+    reset = torch.zeros(6, 1, dtype=torch.bool)
+    with torch.no_grad():
+        a, _ = cell(x, cell.initial_state(1), reset)
+        b, _ = cell(x2, cell.initial_state(1), reset)
+        assert (a[-1] - b[-1]).abs().max() > 1e-4  # remembered through the slots
+        gate = cell.memory_heads.sizes[0]  # the write-strength row follows the address rows
+        cell.memory_heads.from_x.bias[gate] = -1e4  # write strength σ(-1e4) = 0: nothing is stored
+        a, _ = cell(x, cell.initial_state(1), reset)
+        b, _ = cell(x2, cell.initial_state(1), reset)
+    torch.testing.assert_close(a[1:], b[1:])
+
+
+def test_linear_controller_needs_input_mode_and_unknown_names_are_listed():
+    with pytest.raises(ValueError, match="controller 'linear' needs write_mode 'input'"):
+        build(controller="linear", write_mode="controller")
+    with pytest.raises(ValueError, match=r"unknown controller 'lineer'\. Did you mean 'linear'\? Valid: lstm, linear"):
+        build(controller="lineer")
