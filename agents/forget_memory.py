@@ -69,6 +69,14 @@ SCANS = ("auto", "chunked", "loop")
 CONTROLLERS = ("lstm", "linear")
 
 
+def _check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    """A one-line ValueError naming the closest valid value, unless ``value`` is one of ``valid``."""
+    if value not in valid:
+        close = difflib.get_close_matches(value, valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown {option} {value!r}.{hint} Valid: {', '.join(valid)}")
+
+
 class ForgetMemoryCell(MemoryLSTMBase):
     """Meta-LSTM + slot memory with learned per-slot forget gates.
 
@@ -101,21 +109,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
         learn_forget: bool = True,
         controller: str = "lstm",
     ) -> None:
-        if controller not in CONTROLLERS:
-            close = difflib.get_close_matches(controller, CONTROLLERS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown controller {controller!r}.{hint} Valid: {', '.join(CONTROLLERS)}")
+        _check_choice("controller", controller, CONTROLLERS)
+        _check_choice("scan", scan, SCANS)
+        _check_choice("write_mode", write_mode, WRITE_MODES)
         if controller == "linear" and write_mode != "input":
             raise ValueError(f"controller 'linear' needs write_mode 'input' (the heads of write_mode "
                              f"{write_mode!r} read the controller's state, which it does not have)")
-        if scan not in SCANS:
-            close = difflib.get_close_matches(scan, SCANS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown scan {scan!r}.{hint} Valid: {', '.join(SCANS)}")
-        if write_mode not in WRITE_MODES:
-            close = difflib.get_close_matches(write_mode, WRITE_MODES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown write_mode {write_mode!r}.{hint} Valid: {', '.join(WRITE_MODES)}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not isinstance(learn_forget, bool):
@@ -158,7 +157,7 @@ class ForgetMemoryCell(MemoryLSTMBase):
         return super().step(x, state, reset)
 
     def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
-        """Input-driven mode: scan the memory for all T, read it, then one fused LSTM."""
+        """Input-driven mode: scan the memory for all T, read it, then one fused LSTM (or the linear readout)."""
         h, c, mem = state
         heads = self.memory_heads.split(self.memory_heads.from_x(x.transpose(0, 1)))  # batch first
         write, value, key, beta, log_f = heads
