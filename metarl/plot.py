@@ -6,6 +6,8 @@
 - ``adaptation.png``: success by attempt, train vs held-out tasks, from
   ``eval_<split>.json`` files in the run directory (written by ``metarl evaluate``)
   or else from the per-attempt columns of ``metrics.csv``.
+- ``adaptation_by_class.png``: success by attempt per task class, held-out and training,
+  from the runs' evaluate JSONs of benchmarks with several classes (ML10, ML45).
 - ``memory_<name>.png``: for a recorded trial (``<video>.memory.npz`` from
   ``metarl record``; without one, a trial traced here on the first held-out task),
   read/write weights, forget gates and usage as slots x time heatmaps with
@@ -202,6 +204,57 @@ def plot_adaptation(runs: list[RunData], out: Path) -> Path:
     return path
 
 
+def class_success(runs: list[RunData], split: str) -> dict[str, np.ndarray]:
+    """Success by attempt per task class on ``split``, averaged over ``runs`` (seeds of one config):
+    class -> (K,) from the runs' evaluate JSONs; empty unless every run has one with 2+ classes."""
+    tables = [r.evals.get(split, {}).get("tasks", {}) for r in runs]
+    if not tables or any(len(t) < 2 for t in tables):
+        return {}
+    names = sorted(set.intersection(*(set(t) for t in tables)))
+    k = min(len(t[n]["success_by_attempt"]) for t in tables for n in names)
+    return {n: np.mean([t[n]["success_by_attempt"][:k] for t in tables], axis=0) for n in names}  # (K,)
+
+
+def plot_by_class(runs: list[RunData], out: Path) -> Path | None:
+    """``adaptation_by_class.png``: success by attempt for each task class (bars per attempt), a row
+    per config and a column per split, from evaluate JSONs of benchmarks with several classes
+    (ML10, ML45); None when no run has such an evaluation."""
+    cells = [(label, split, class_success(members, split))
+             for label, members in group_runs(runs).items() for split in ("test", "train")]
+    cells = [c for c in cells if c[2]]
+    if not cells:
+        return None
+    labels = list(dict.fromkeys(c[0] for c in cells))
+    splits = [s for s in ("test", "train") if any(c[1] == s for c in cells)]
+    plt = _plt()
+    widths = [max(len(c[2]) for c in cells if c[1] == s) for s in splits]
+    fig, axes = plt.subplots(len(labels), len(splits), squeeze=False, gridspec_kw={"width_ratios": widths},
+                             figsize=(2.0 + 0.55 * sum(widths), 3.6 * len(labels)))
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for label, split, table in cells:
+        ax = axes[labels.index(label), splits.index(split)]
+        ax.set_visible(True)
+        names = list(table)
+        k = len(table[names[0]])
+        x = np.arange(len(names))
+        for a in range(k):
+            ax.bar(x + (a - (k - 1) / 2) * 0.8 / k, [table[n][a] for n in names], 0.8 / k, label=f"attempt {a + 1}")
+        ax.set_xticks(x, [n.removesuffix("-v3") for n in names], rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("success rate")
+        ax.grid(alpha=0.3, axis="y")
+        seeds = len(group_runs(runs)[label])
+        ax.set_title(f"{label}: {'held-out' if split == 'test' else 'training'} classes"
+                     f"{f' (mean of {seeds} seeds)' if seeds > 1 else ''}", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "adaptation_by_class.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def switch_marks(data: dict[str, np.ndarray]) -> list[tuple[int, int]]:
     """``(step, attempt)`` of every task switch in a memory trace: the steps its env's info marked
     ``task_switched`` (``switch_steps``) and the 1-based attempts they start; none for stationary trials."""
@@ -295,6 +348,8 @@ def make_plots(run_dirs: list[str | Path], out: Path, memory: list[Path] | None 
     tables = read_evaluations(recovery or [])  # bad JSONs fail before any run is traced or evaluated
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_learning_curves(runs, out), plot_adaptation(runs, out)] if runs else []
+    by_class = plot_by_class(runs, out)
+    paths += [by_class] if by_class else []
     tables += run_tables(runs, task_switches)
     if tables:
         paths += [p.path for p in plot_recoveries(tables, out)]

@@ -174,3 +174,26 @@ def test_trace_memory_plays_one_held_out_trial_of_a_memory_cell() -> None:
     assert memory["successes"].shape == (3,) and str(memory["task"]) == "point-nav"
     assert np.all((memory["forget"] >= 0) & (memory["forget"] <= 1))
     assert trace_memory(Agent(policy=make_policy(AgentConfig("gru", 16, encoder_sizes=[256, 256]), *dims)), "point-nav") == {}  # no memory
+
+
+def test_per_class_figure_comes_only_with_evaluations_of_several_classes(two_seeds: list[Path],
+                                                                         tmp_path: Path) -> None:
+    from metarl.plot import class_success, plot_by_class
+
+    runs = [load_run(p) for p in two_seeds]
+    assert plot_by_class(runs, tmp_path) is None  # no evaluate JSON at all
+    one_class = {"success_by_attempt": [0.2, 0.4], "tasks": {"point-nav": {"success_by_attempt": [0.2, 0.4]}}}
+    (two_seeds[0] / "eval_test.json").write_text(json.dumps(one_class))
+    (two_seeds[1] / "eval_test.json").write_text(json.dumps(one_class))
+    assert plot_by_class([load_run(p) for p in two_seeds], tmp_path) is None  # ML1-like: one class
+    for p, (a, b) in zip(two_seeds, [(0.0, 0.5), (1.0, 0.5)]):
+        (p / "eval_test.json").write_text(json.dumps({"success_by_attempt": [0.5, 0.5], "tasks": {
+            "lever-pull-v3": {"success_by_attempt": [a, 1.0]}, "door-close-v3": {"success_by_attempt": [b, 0.0]}}}))
+    runs = [load_run(p) for p in two_seeds]
+    table = class_success(runs, "test")  # the two seeds averaged per class and attempt
+    assert list(table) == ["door-close-v3", "lever-pull-v3"]
+    np.testing.assert_allclose(table["lever-pull-v3"], [0.5, 1.0])
+    np.testing.assert_allclose(table["door-close-v3"], [0.5, 0.0])
+    assert class_success(runs, "train") == {}
+    image = _png(plot_by_class(runs, tmp_path))
+    assert image.std() > 10
