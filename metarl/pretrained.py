@@ -39,7 +39,7 @@ class Card:
     actions: str
     """``sampled`` or ``deterministic``: the action mode of ``heldout_success``."""
     trials: int
-    """Held-out trials behind the figure."""
+    """Held-out trials per task class behind the figure (ML10/ML45: times its 5 classes)."""
     measured_by: str
     """The command that gave ``heldout_success``."""
     trained_by: str
@@ -90,7 +90,7 @@ def table() -> str:
     rows = [card(n) for n in names()]
     if not rows:
         return "no pretrained agents are installed"
-    head = f"{'name':<16} {'benchmark':<20} {'cell':<14} {'env steps':>10}  held-out success (95% CI), actions, trials"
+    head = f"{'name':<16} {'benchmark':<20} {'cell':<14} {'env steps':>10}  held-out success (95% CI), actions, trials per class"
     lines = [head]
     for c in rows:
         lo, hi = c.heldout_ci

@@ -1,8 +1,8 @@
 """The ML10 and ML45 presets hold at their scale (slow: builds 15 and 50 task classes).
 
-Each preset trains one short update with its own batch (20 envs over ML10's 10
+Each preset trains one short update with its own batch (40 envs over ML10's 10
 training classes, 45 over ML45's 45: every class in one batch) and its own
-learner (forget-memory 256, 10 epochs), only with short attempts, then its final
+learner (forget-memory 128, 4 epochs), only with short attempts, then its final
 checkpoint is evaluated on the 5 held-out classes and on the training classes.
 """
 
