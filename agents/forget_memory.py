@@ -48,6 +48,13 @@ state. On the toy tasks the LSTM controller alone holds the goal (docs/results.m
 whatever the policy remembers across attempts passes through the forget gates, which is
 the setting that tests them. The state keeps its (h, c, M) layout; h is the last output
 and c stays zero (neither is read back).
+
+Heads that see change (option ``head_input="delta"``): the write, forget and read heads
+read ``[x_t; x_t - x_{t-1}]`` instead of x_t, so a forget gate can close on a change in
+what comes in (the reward input dropping after an unannounced task switch) rather than on
+the current input alone, which in input mode cannot tell a reward that fell from one that
+was always low. x_{t-1} is carried as a fourth state tensor (B, I); at a reset step it is
+taken to be x_t (no change yet). The controller still reads x_t.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ WRITE_MODES = ("input", "controller")
 SCANS = ("auto", "chunked", "loop")
 #: What reads the memory: the Meta-LSTM, or a stateless linear readout (the memory is then the only state).
 CONTROLLERS = ("lstm", "linear")
+#: What the write, forget and read heads read: x_t, or x_t beside its change since the last step.
+HEAD_INPUTS = ("x", "delta")
 
 
 def _check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
@@ -88,8 +97,9 @@ class ForgetMemoryCell(MemoryLSTMBase):
     "auto" = the chunkwise scan on accelerators, a plain memory-only step loop
     on CPU, where it measured faster (README, "Measured"; ``bench/cells.py``)), ``learn_forget`` (True; False:
     gates fixed at 1 and no forget-gate parameters, the ablation above), ``controller``
-    ("lstm" | "linear": no controller state, the readout above; input mode only).
-    State: h, c (B, 1, H), M (B, N, W). Diagnostics: ``read_weights``
+    ("lstm" | "linear": no controller state, the readout above; input mode only), ``head_input``
+    ("x" | "delta": the heads read [x_t; x_t - x_{t-1}], above).
+    State: h, c (B, 1, H), M (B, N, W), and with ``head_input="delta"`` x_{t-1} (B, I). Diagnostics: ``read_weights``
     (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
     values computed at each step (at a reset step they act on the initial memory).
     """
@@ -108,8 +118,10 @@ class ForgetMemoryCell(MemoryLSTMBase):
         scan: str = "auto",
         learn_forget: bool = True,
         controller: str = "lstm",
+        head_input: str = "x",
     ) -> None:
         _check_choice("controller", controller, CONTROLLERS)
+        _check_choice("head_input", head_input, HEAD_INPUTS)
         _check_choice("scan", scan, SCANS)
         _check_choice("write_mode", write_mode, WRITE_MODES)
         if controller == "linear" and write_mode != "input":
@@ -131,8 +143,10 @@ class ForgetMemoryCell(MemoryLSTMBase):
             heads_read_h=write_mode == "controller",
             forget_init=forget_init,
             learn_forget=learn_forget,
+            head_input_size=2 * input_size if head_input == "delta" else input_size,
         )
         self.learn_forget = learn_forget
+        self.head_input = head_input
         self.write_mode = write_mode
         self.parallel = parallel
         self.chunk_size = chunk_size
@@ -143,23 +157,48 @@ class ForgetMemoryCell(MemoryLSTMBase):
             self.readout = nn.Linear(input_size + heads * width, hidden_size)
             self.graph_safe = False  # not measured under CUDA graph capture
 
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        state = super().initial_state(batch_size, device)
+        if self.head_input == "delta":  # x_{t-1}: never read at a trial's first step (a reset)
+            state = (*state, state[0].new_zeros(batch_size, self.input_size))  # (B, I)
+        return state
+
+    def _head_x(self, x: Tensor, state: State, reset: Tensor) -> Tensor | None:
+        """What the heads read over x (T, B, I): None for x itself, or [x_t; x_t - x_{t-1}] (T, B, 2I)."""
+        if self.head_input == "x":
+            return None
+        prev = torch.cat([state[3].unsqueeze(0), x[:-1]], dim=0)  # (T, B, I): x_{t-1}
+        prev = torch.where(reset.unsqueeze(-1), x, prev)  # at a reset: no change yet
+        return torch.cat([x, x - prev], dim=-1)  # (T, B, 2I)
+
+    def _carry(self, state: State, x_last: Tensor) -> State:
+        """The (h, c, M) of a path, plus x_{t-1} for the next call when the heads read change."""
+        return (*state[:3], x_last) if self.head_input == "delta" else state
+
     def forward(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool = False):
+        head_x = self._head_x(x, state, reset)
         if self.controller_kind == "linear":  # no controller to step: the memory path is the whole cell
-            return self._parallel(x, state, reset, diagnostics)
-        if self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
-            return self._step_loop(x, state, reset, diagnostics)
-        return self._parallel(x, state, reset, diagnostics)
+            result = self._parallel(x, state, reset, diagnostics, head_x)
+        elif self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
+            result = self._step_loop(x, state, reset, diagnostics, head_x)
+        else:
+            result = self._parallel(x, state, reset, diagnostics, head_x)
+        out, new_state, *diag = result
+        return (out, self._carry(new_state, x[-1]), *diag)
 
     def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
         if self.controller_kind == "linear":
-            out, state = self._parallel(x.unsqueeze(0), state, reset.unsqueeze(0), False)
+            out, state = self.forward(x.unsqueeze(0), state, reset.unsqueeze(0))
             return out.squeeze(0), state
-        return super().step(x, state, reset)
+        head_x = self._head_x(x.unsqueeze(0), state, reset.unsqueeze(0))
+        out, new_state = super().step(x, state, reset, None if head_x is None else head_x[0])
+        return out, self._carry(new_state, x)
 
-    def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
+    def _parallel(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool, head_x: Tensor | None = None):
         """Input-driven mode: scan the memory for all T, read it, then one fused LSTM (or the linear readout)."""
-        h, c, mem = state
-        heads = self.memory_heads.split(self.memory_heads.from_x(x.transpose(0, 1)))  # batch first
+        h, c, mem = state[:3]
+        heads_in = x if head_x is None else head_x  # (T, B, I) or (T, B, 2I)
+        heads = self.memory_heads.split(self.memory_heads.from_x(heads_in.transpose(0, 1)))  # batch first
         write, value, key, beta, log_f = heads
         # write (B, T, N), value (B, T, W), key (B, T, K, W), beta (B, T, K), log_f (B, T, N)
         mem0 = self.memory0.to(x.dtype)  # (N, W)

@@ -107,6 +107,7 @@ class MemoryLSTMBase(Cell):
         heads_read_h: bool = True,
         forget_init: float = 0.9,
         learn_forget: bool = True,
+        head_input_size: int | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
         if min(slots, width, heads) < 1:
@@ -115,8 +116,9 @@ class MemoryLSTMBase(Cell):
         self.forget = forget
         self.heads_read_h = heads_read_h
         self.controller = nn.LSTM(input_size + heads * width, hidden_size)
-        self.memory_heads = MemoryHeads(
-            input_size, hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init, learn_forget
+        self.memory_heads = MemoryHeads(  # the heads read x_t, or what head_input_size says (forget-memory)
+            input_size if head_input_size is None else head_input_size,
+            hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init, learn_forget,
         )
         self.memory0 = nn.Parameter(0.1 * torch.randn(slots, width))
 
@@ -128,16 +130,18 @@ class MemoryLSTMBase(Cell):
         mem = p.detach().to(device).unsqueeze(0).expand(batch_size, -1, -1).clone()  # (B, N, W)
         return h, h.clone(), mem
 
-    def step(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+    def step(self, x: Tensor, state: State, reset: Tensor, head_x: Tensor | None = None) -> tuple[Tensor, State]:
         """One step of ``_step_loop``'s math in fewer ops: reset ops only where an env resets,
-        the memory update as one ``addcmul``, the LSTM update as one ``torch.lstm_cell`` on [x; m]."""
+        the memory update as one ``addcmul``, the LSTM update as one ``torch.lstm_cell`` on [x; m].
+        ``head_x`` (B, *): what the memory heads read instead of x (None: x)."""
         h, c, mem = state[0][:, 0], state[1][:, 0], state[2]  # (B, H), (B, H), (B, N, W)
         if may_reset(reset):
             keep = (~reset).to(x.dtype).unsqueeze(-1)  # (B, 1); initial h, c are zero
             h, c = h * keep, c * keep
             mem = torch.where(reset[:, None, None], self.memory0.to(x.dtype), mem)
         heads = self.memory_heads
-        z = heads.from_x(x) + heads.from_h(h) if heads.from_h is not None else heads.from_x(x)
+        z = heads.from_x(x if head_x is None else head_x)
+        z = z + heads.from_h(h) if heads.from_h is not None else z
         write, value, key, beta, log_f = heads.split(z)
         if log_f is not None:
             mem = log_f.exp().unsqueeze(-1) * mem  # (B, N, W)
@@ -149,8 +153,9 @@ class MemoryLSTMBase(Cell):
         )
         return h, (h.unsqueeze(1), c.unsqueeze(1), mem)
 
-    def _step_loop(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool):
-        """Step by step over T: the reference semantics of every mode."""
+    def _step_loop(self, x: Tensor, state: State, reset: Tensor, diagnostics: bool, head_x: Tensor | None = None):
+        """Step by step over T: the reference semantics of every mode. ``head_x`` (T, B, *): what the
+        memory heads read instead of x (None: x). Returns the state's (h, c, M) only."""
         T, B, I = x.shape
         h, c, mem = state[0][:, 0], state[1][:, 0], state[2]  # (B, H), (B, H), (B, N, W)
         mem0 = self.memory0.to(x.dtype).unsqueeze(0).expand(B, -1, -1)  # (B, N, W)
@@ -160,7 +165,7 @@ class MemoryLSTMBase(Cell):
         # unbind, not gates_x[t]: each indexing op's backward would allocate a full (T, B, .) gradient (O(T^2))
         gates_x = F.linear(x, w_x, rnn.bias_ih_l0 + rnn.bias_hh_l0).unbind(0)  # T x (B, 4H)
         heads = self.memory_heads
-        z_x = heads.from_x(x).unbind(0)  # T x (B, Z)
+        z_x = heads.from_x(x if head_x is None else head_x).unbind(0)  # T x (B, Z)
         outs, diags = [], []
         for t in range(T):
             h, c = h * keep[t], c * keep[t]

@@ -29,7 +29,9 @@ its forget, write and read heads reading the controller's previous state as well
 the controller expected, not only to the current input), the cell and its ablation with
 no controller (``forget-memory-linear``, ``forget-memory-noforget-linear``: ``controller:
 linear``, a stateless readout of [x_t; m_t], so whatever is remembered passes through the
-slots and their forget gates), ``meta-lstm``,
+slots and their forget gates), the cell and its ablation with heads that read the change of
+the input as well as x_t (``forget-memory-delta``, ``forget-memory-noforget-delta``:
+``head_input: delta``, so a gate can close when the reward input falls), ``meta-lstm``,
 ``lstm``, ``gru``, ``mann``, ``ntm``, ``mlp``.
 """
 
@@ -82,6 +84,9 @@ CELLS = {
     "forget-memory-controller": {"write_mode": "controller"},
     "forget-memory-linear": {"controller": "linear"},
     "forget-memory-noforget-linear": {"controller": "linear", "learn_forget": False},
+    # the heads read [x_t; x_t - x_{t-1}]: a gate can close when the reward input changes
+    "forget-memory-delta": {"head_input": "delta"},
+    "forget-memory-noforget-delta": {"head_input": "delta", "learn_forget": False},
     "meta-lstm": {},
     "lstm": {},
     "gru": {},

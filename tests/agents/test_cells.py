@@ -71,6 +71,8 @@ def test_step_by_step_equals_one_sequence_call_with_resets(name):
 STEP_VARIANTS = [(name, {}) for name in cells()] + [
     ("forget-memory", {"write_mode": "controller"}),
     ("forget-memory", {"controller": "linear"}),
+    ("forget-memory", {"head_input": "delta"}),  # a fourth state tensor, x_{t-1}
+    ("forget-memory", {"head_input": "delta", "write_mode": "controller"}),
     ("gru", {"num_layers": 2}),  # no one-call step: falls back to forward
     ("lstm", {"num_layers": 2}),
 ]

@@ -384,3 +384,66 @@ def test_linear_controller_needs_input_mode_and_unknown_names_are_listed():
         build(controller="linear", write_mode="controller")
     with pytest.raises(ValueError, match=r"unknown controller 'lineer'\. Did you mean 'linear'\? Valid: lstm, linear"):
         build(controller="lineer")
+
+
+# --- heads that read the change of the input (head_input="delta") ---------------------------
+
+DELTA_VARIANTS = [{}, {"scan": "chunked", "chunk_size": 8}, {"parallel": False}, {"write_mode": "controller"},
+                  {"controller": "linear"}, {"learn_forget": False}]
+
+
+@pytest.mark.parametrize("options", DELTA_VARIANTS)
+def test_delta_heads_sequence_equals_steps_and_carry_the_last_input(options):
+    T, B = 37, 3
+    cell = build(heads=2, head_input="delta", **options)
+    x, reset = torch.randn(T, B, I) * 2, resets(T, B)
+    reset[0] = False  # the first step continues a state whose x_{t-1} is random
+    h, c, mem, _ = cell.initial_state(B)
+    state = (torch.randn_like(h), torch.randn_like(c), mem + torch.randn_like(mem), torch.randn(B, I))
+    with torch.no_grad():
+        out, final = cell(x, state, reset)
+        outs, s = [], state
+        for t in range(T):
+            o, s = cell.step(x[t], s, reset[t])
+            outs.append(o)
+    torch.testing.assert_close(torch.stack(outs), out, atol=1e-4, rtol=1e-4)
+    assert len(final) == 4 and torch.equal(final[3], x[-1])
+    for a, b in zip(s, final):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_delta_forget_gates_see_the_previous_input_except_at_a_reset():
+    """In input mode a gate reads x_t alone; with delta heads it also reads x_t - x_{t-1}, so the
+    same x_t after a different x_{t-1} closes the gates differently, unless a trial starts there."""
+    T, B = 4, 1
+    x = torch.randn(T, B, I)
+    other = x.clone()
+    other[1] += 2.0  # x_1 differs; x_2 and x_3 are the same
+    for head_input, differs in (("x", False), ("delta", True)):
+        cell = build(head_input=head_input)
+        reset = torch.zeros(T, B, dtype=torch.bool)
+        with torch.no_grad():
+            f = cell(x, cell.initial_state(B), reset, diagnostics=True)[2]["forget"]  # (T, B, N)
+            g = cell(other, cell.initial_state(B), reset, diagnostics=True)[2]["forget"]
+            assert (f[2] - g[2]).abs().max() > 1e-4 if differs else torch.equal(f[2], g[2]), head_input
+            torch.testing.assert_close(f[3], g[3])  # x_3 - x_2 is the same in both
+            reset[2] = True  # a trial starting at step 2: no change seen yet, x_1 is not read
+            f = cell(x, cell.initial_state(B), reset, diagnostics=True)[2]["forget"]
+            g = cell(other, cell.initial_state(B), reset, diagnostics=True)[2]["forget"]
+        torch.testing.assert_close(f[2], g[2])
+
+
+def test_delta_heads_with_fixed_gates_still_never_forget_and_every_parameter_learns():
+    T, B = 20, 3
+    cell = build(head_input="delta", learn_forget=False)
+    assert cell.memory_heads.from_x.in_features == 2 * I
+    out, (h, c, mem, last), diag = cell(torch.randn(T, B, I), cell.initial_state(B), resets(T, B), diagnostics=True)
+    assert torch.equal(diag["forget"], torch.ones(T, B, N)) and not diag["forget"].requires_grad
+    (out.square().sum() + mem.sum()).backward()
+    missing = [n for n, p in cell.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_unknown_head_input_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown head_input 'delt'\. Did you mean 'delta'\? Valid: x, delta"):
+        build(head_input="delt")
