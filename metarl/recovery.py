@@ -213,9 +213,11 @@ def plot_recovery(lines: list[RecoveryLine], out_png: Path, title: str = "") -> 
         ax.grid(alpha=0.3)
         ax.set_title(f"{figure} by attempt around the switch")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    # as many legend columns as the figure's width holds (about 160 characters at this size)
+    ncol = max(1, min(4, len(labels), 160 // (max((len(s) for s in labels), default=1) + 6)))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     fig.suptitle(title or "Recovery after an unannounced task switch")
-    rows = -(-len(labels) // 4)  # legend rows under the panels
+    rows = -(-len(labels) // ncol)  # legend rows under the panels
     fig.tight_layout(rect=(0, 0.05 + 0.035 * rows, 1, 0.97))
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
