@@ -43,6 +43,21 @@ def random_state(cell, B: int):
     return torch.randn_like(h), torch.randn_like(c), mem + torch.randn_like(mem)
 
 
+def assert_steps_equal_sequence(cell, x, state, reset):
+    """``cell.step`` over x, one step at a time, gives the sequence call's outputs and final state;
+    returns the sequence call's (out, state)."""
+    with torch.no_grad():
+        out, final = cell(x, state, reset)
+        outs, s = [], state
+        for t in range(x.shape[0]):
+            o, s = cell.step(x[t], s, reset[t])
+            outs.append(o)
+    torch.testing.assert_close(torch.stack(outs), out, atol=1e-4, rtol=1e-4)
+    for a, b in zip(s, final):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    return out, final
+
+
 # --- the scan -------------------------------------------------------------------------
 
 
@@ -281,15 +296,7 @@ def test_fixed_forget_step_equals_forward_with_resets(options):
     cell = build(heads=2, learn_forget=False, **options)
     x, reset = torch.randn(T, B, I) * 2, resets(T, B)
     state = random_state(cell, B)
-    with torch.no_grad():
-        out, final = cell(x, state, reset)
-        outs, s = [], state
-        for t in range(T):
-            o, s = cell.step(x[t], s, reset[t])
-            outs.append(o)
-    torch.testing.assert_close(torch.stack(outs), out, atol=1e-4, rtol=1e-4)
-    for a, b in zip(s, final):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    out, _ = assert_steps_equal_sequence(cell, x, state, reset)
     if cell.write_mode == "input" and cell.parallel:  # the parallel path equals its own step loop too
         cell.parallel = False
         with torch.no_grad():
@@ -400,16 +407,8 @@ def test_delta_heads_sequence_equals_steps_and_carry_the_last_input(options):
     reset[0] = False  # the first step continues a state whose x_{t-1} is random
     h, c, mem, _ = cell.initial_state(B)
     state = (torch.randn_like(h), torch.randn_like(c), mem + torch.randn_like(mem), torch.randn(B, I))
-    with torch.no_grad():
-        out, final = cell(x, state, reset)
-        outs, s = [], state
-        for t in range(T):
-            o, s = cell.step(x[t], s, reset[t])
-            outs.append(o)
-    torch.testing.assert_close(torch.stack(outs), out, atol=1e-4, rtol=1e-4)
+    _, final = assert_steps_equal_sequence(cell, x, state, reset)
     assert len(final) == 4 and torch.equal(final[3], x[-1])
-    for a, b in zip(s, final):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_delta_forget_gates_see_the_previous_input_except_at_a_reset():
