@@ -16,6 +16,8 @@ EXPECTED = {
     "forget-memory": ("forget-memory", {"write_mode": "input", "learn_forget": True}),
     "forget-memory-noforget": ("forget-memory", {"write_mode": "input", "learn_forget": False}),
     "forget-memory-controller": ("forget-memory", {"write_mode": "controller", "learn_forget": True}),
+    "forget-memory-delta": ("forget-memory", {"head_input": "delta", "learn_forget": True}),
+    "forget-memory-noforget-delta": ("forget-memory", {"head_input": "delta", "learn_forget": False}),
 }
 
 
