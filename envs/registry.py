@@ -115,6 +115,7 @@ def _register_builtin() -> None:
     for name in metaworld_tasks.ML_BENCHMARKS:
         register(name, lambda name=name: metaworld_tasks.MetaWorldBenchmark(name))
     register("point-nav", toy.PointNavBenchmark)
+    register("point-nav-sparse", toy.PointNavSparseBenchmark)
     register("point-reach", toy.PointReachBenchmark)
     register("point-reach-visible", toy.PointReachVisibleBenchmark)
     register("point-reach-puck", toy.PointReachPuckBenchmark)

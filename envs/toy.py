@@ -21,6 +21,15 @@ point-nav
     policy could still home in within an attempt; what it cannot do is start
     later attempts any better than the first.
 
+point-nav-sparse
+    point-nav with a sparse reward: 1 while within 0.2 of the goal, else 0
+    (success the same), and 40-step attempts, long enough to reach the circle
+    (10 steps) and sweep most of the half circle along it. Nothing tells the
+    policy where the goal is until it gets there, so a memory of where the
+    reward was is worth more here, and after an unannounced goal switch the
+    remembered goal misleads for a whole fruitless visit, not only for the
+    first steps of an attempt as with the dense reward.
+
 point-reach
     Meta-World reach-v3's task on a point: a 3-D "hand" starts each attempt
     at reach's ``hand_init_pos`` (0, 0.6, 0.2); the hidden goal lies in
@@ -103,15 +112,28 @@ class PointNavBenchmark(_ToyBenchmark):
         return PointNavCore(render_mode)
 
 
+class PointNavSparseBenchmark(PointNavBenchmark):
+    """point-nav whose reward is 1 only near the goal (see module doc)."""
+
+    name = "point-nav-sparse"
+    default_max_episode_steps = 40
+
+    def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
+        return PointNavCore(render_mode, sparse=True)
+
+
 class PointNavCore(Core):
-    """The point robot; the goal is an angle on the unit half circle."""
+    """The point robot; the goal is an angle on the unit half circle. Reward ``-distance``, or
+    with ``sparse`` 1 within ``SPARSE_RADIUS`` of the goal and 0 elsewhere."""
 
     BOUND = 2.0
     STEP = 0.1
     SUCCESS_RADIUS = 0.15
+    SPARSE_RADIUS = 0.2
 
-    def __init__(self, render_mode: str | None = None) -> None:
+    def __init__(self, render_mode: str | None = None, sparse: bool = False) -> None:
         self.render_mode = render_mode
+        self.sparse = sparse
         self.goal = np.zeros(2)
         self.pos = np.zeros(2)
 
@@ -125,6 +147,9 @@ class PointNavCore(Core):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
         self.pos = np.clip(self.pos + self.STEP * action[:2], -self.BOUND, self.BOUND)
         dist = float(np.hypot(*(self.pos - self.goal)))
+        if self.sparse:
+            near = dist < self.SPARSE_RADIUS
+            return self.pos.copy(), float(near), near
         return self.pos.copy(), -dist, dist < self.SUCCESS_RADIUS
 
     def render(self) -> np.ndarray | None:

@@ -14,6 +14,7 @@ deterministic), and writes:
 
     python experiments/forgetting.py --out runs/forgetting            # the experiment (many hours on 2 cores)
     python experiments/forgetting.py --out runs/forgetting --tasks ml1-reach   # only its ML1/reach-v3 part
+    python experiments/forgetting.py --out runs/forgetting --tasks point-nav-sparse   # the sparse-reward point-nav
     python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
     python experiments/forgetting.py --replot --out runs/forgetting   # the plots again from OUT/results.json
     python experiments/forgetting.py --collect --out runs/forgetting  # summarise every finished run in OUT
@@ -71,6 +72,11 @@ class Task:
 TASKS = {
     "point-nav": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
     "bandit": Task(CONFIGS / "bandit.yaml", 8, 300_000, "success"),
+    # point-nav with reward 1 only near the goal (40-step attempts): a remembered goal that has
+    # moved misleads for a whole fruitless visit, not only for the first steps of an attempt
+    "point-nav-sparse": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return",
+                             overrides=("env.benchmark=point-nav-sparse",),
+                             cells=("forget-memory", "forget-memory-noforget"), seeds=3),
     # ML1/reach-v3 with the best learner of docs/results.md (the preset: the annealed rate, the
     # smaller action std, 4 minibatches; its task head follows the switch), 4 attempts x 100 steps
     # (a switch needs attempts before and after it; without switches 4 attempts learned worse

@@ -193,3 +193,31 @@ def test_point_reach_puck_is_fixed_per_goal_and_differs_between_goals() -> None:
     np.testing.assert_array_equal(pucks[0][0], pucks[0][1])  # the same goal, the same puck
     assert not np.allclose(pucks[0][0], pucks[1][0])
     assert np.all(pucks[0][0] >= [-0.1, 0.6]) and np.all(pucks[0][0] <= [0.1, 0.7])
+
+
+def test_point_nav_sparse_pays_one_only_near_the_goal_with_point_navs_goals() -> None:
+    from metarl.envs.toy import PointNavCore
+
+    for split in ("train", "test"):
+        assert task_set("point-nav-sparse", split).goals["point-nav-sparse"] == task_set("point-nav", split).goals["point-nav"]
+    sparse, dense = PointNavCore(sparse=True), PointNavCore()
+    rng = np.random.default_rng(0)
+    for core in (sparse, dense):
+        core.set_goal(math.pi / 2)  # the goal (0, 1)
+        core.reset(rng)
+    up = np.array([0.0, 1.0], dtype=np.float32)
+    seen = []
+    for _ in range(11):  # 0.1 per step: 0.2 from the goal after step 8, 0.1 past it after step 11
+        pos, r, success = sparse.step(up)
+        pos_dense, r_dense, _ = dense.step(up)
+        np.testing.assert_array_equal(pos, pos_dense)  # the same robot, only the reward differs
+        dist = -r_dense
+        assert r == (1.0 if dist < 0.2 else 0.0) and success == (dist < 0.2)
+        seen.append(r)
+    assert seen[:7] == [0.0] * 7 and seen[8:] == [1.0] * 3  # step 8 sits on the radius
+
+    env = make_env("point-nav-sparse", seed=0)
+    assert env.max_episode_steps == 40
+    env.reset()
+    rewards = {env.step(env.action_space.sample())[1] for _ in range(40)}
+    assert rewards <= {0.0, 1.0}

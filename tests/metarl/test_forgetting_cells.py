@@ -48,3 +48,10 @@ def test_the_ml1_task_trains_its_best_learner_on_switching_trials_with_its_task_
     assert cfg.ppo.lr_schedule == "linear" and cfg.agent.init_log_std == -1.2 and cfg.ppo.task_coef > 0
     assert cfg.agent.cell_options["forget-memory"]["learn_forget"] is False and cfg.seed == 2
     assert set(task.cells) <= set(forgetting.CELLS) and task.seeds == 3
+
+
+def test_the_sparse_point_nav_task_trains_point_navs_preset_on_the_sparse_benchmark():
+    task = forgetting.TASKS["point-nav-sparse"]
+    cfg = load_config(task.preset, forgetting._overrides("point-nav-sparse", "forget-memory", seed=1, steps=1000, smoke=False))
+    assert (cfg.env.benchmark, cfg.env.task_switches, cfg.env.episodes_per_trial) == ("point-nav-sparse", 1, 8)
+    assert task.cells == ("forget-memory", "forget-memory-noforget") and task.seeds == 3
