@@ -99,8 +99,8 @@ class ForgetMemoryCell(MemoryLSTMBase):
     gates fixed at 1 and no forget-gate parameters, the ablation above), ``controller``
     ("lstm" | "linear": no controller state, the readout above; input mode only), ``head_input``
     ("x" | "delta": the heads read [x_t; x_t - x_{t-1}], above).
-    State: h, c (B, 1, H), M (B, N, W), and with ``head_input="delta"`` x_{t-1} (B, I). Diagnostics: ``read_weights``
-    (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
+    State: h, c (B, 1, H), M (B, N, W), and with ``head_input="delta"`` x_{t-1} (B, I).
+    Diagnostics: ``read_weights`` (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
     values computed at each step (at a reset step they act on the initial memory).
     """
 
