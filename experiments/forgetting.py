@@ -21,7 +21,10 @@ deterministic), and writes:
 
 Runs and evaluations already in OUT are reused (a stopped experiment continues where
 it was; several invocations with different ``--cells`` can share one OUT and a final
-``--collect`` summarises them all, each cell with the seeds it has).
+``--collect`` summarises them all, each cell with the seeds it has). A run counts as finished
+when it has its final checkpoint or its cached evaluation ``eval_test_switch.json``, so the raw
+files committed under ``docs/results/`` (copied to ``OUT/<task>/<cell>/seedN/``) stand in for
+seeds trained earlier elsewhere, and ``--seeds`` only trains the ones missing.
 
 Cells: ``forget-memory``, its ablation with forget gates fixed at 1
 (``forget-memory-noforget``: ``cell_options: {learn_forget: false}``), the same cell with
@@ -121,9 +124,15 @@ def run_one(task: str, cell: str, seed: int, out: Path, smoke: bool) -> dict:
     steps = 2_000 if smoke else TASKS[task].steps
     run_dir = out / task / cell / f"seed{seed}"
     cfg = load_config(TASKS[task].preset, _overrides(task, cell, seed, steps, smoke))
-    if not (run_dir / "checkpoints" / "last.pt").exists():
+    if not finished(run_dir):
         train(cfg, run_dir)
     return evaluate_run(run_dir, smoke)
+
+
+def finished(run_dir: Path) -> bool:
+    """A run is done once it has its final checkpoint or its cached held-out evaluation (so the
+    committed raw files of docs/results/ stand in for a run whose checkpoints were not kept)."""
+    return (run_dir / "checkpoints" / "last.pt").is_file() or (run_dir / "eval_test_switch.json").is_file()
 
 
 def evaluate_run(run_dir: Path, smoke: bool = False) -> dict:
@@ -155,7 +164,7 @@ def collect(out: Path) -> dict:
     results: dict = {}
     for task in TASKS:
         for cell in CELLS:
-            run_dirs = [p.parents[1] for p in sorted(out.glob(f"{task}/{cell}/seed*/checkpoints/last.pt"))]
+            run_dirs = [d for d in sorted(out.glob(f"{task}/{cell}/seed*")) if finished(d)]
             if run_dirs:
                 results.setdefault(task, {})[cell] = cell_result(task, run_dirs)
     return results

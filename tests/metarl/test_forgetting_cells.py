@@ -1,5 +1,7 @@
 """Each cell variant of experiments/forgetting.py resolves to the cell and options it is named for."""
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,3 +57,19 @@ def test_the_sparse_point_nav_task_trains_point_navs_preset_on_the_sparse_benchm
     cfg = load_config(task.preset, forgetting._overrides("point-nav-sparse", "forget-memory", seed=1, steps=1000, smoke=False))
     assert (cfg.env.benchmark, cfg.env.task_switches, cfg.env.episodes_per_trial) == ("point-nav-sparse", 1, 8)
     assert task.cells == ("forget-memory", "forget-memory-noforget") and task.seeds == 3
+
+
+def test_collect_counts_a_run_with_only_its_committed_evaluation_as_finished(tmp_path):
+    """The raw files committed under docs/results/ (no checkpoints) are collected as finished runs,
+    and give back the table that was committed beside them."""
+    committed = Path(__file__).resolve().parents[2] / "docs" / "results" / "2026-12-03-forgetting-ml1-reach"
+    for cell_dir in committed.iterdir():
+        if cell_dir.is_dir():
+            shutil.copytree(cell_dir, tmp_path / "ml1-reach" / cell_dir.name)
+    (tmp_path / "ml1-reach" / "gru" / "seed2").mkdir()  # a run that never finished: skipped
+    results = forgetting.collect(tmp_path)
+    expected = json.loads((committed / "results.json").read_text())
+    assert set(results["ml1-reach"]) == set(expected["ml1-reach"])
+    for cell, r in results["ml1-reach"].items():
+        assert r["per_seed"] == expected["ml1-reach"][cell]["per_seed"]
+        assert [run["run"] for run in r["runs"]] == ["seed1"]
