@@ -6,8 +6,10 @@ held-out split with the same switches (``metarl evaluate --task-switches 1``,
 deterministic), and writes:
 - ``OUT/results.json``: per task and cell, the around-switch table of every seed,
   and the mean with a 95% bootstrap interval across seeds;
+- ``OUT/paired.json``: per task, forget-memory minus each other cell, paired by seed, with
+  a 95% t-interval at every offset;
 - ``OUT/table.md``: success or return at the attempt before the switch, the
-  first after it and the second after it;
+  first after it and the second after it, and the paired differences;
 - ``OUT/recovery_<task>.png``: return and success by attempt around the switch,
   a line per cell with a 95% band across seeds (``metarl.recovery.plot_recovery``,
   what ``metarl plot --recovery`` draws).
@@ -182,6 +184,46 @@ def summarize(tables: list[dict], figure: str) -> dict:
     }
 
 
+REFERENCE = "forget-memory"  # the cell every other cell is paired against
+
+
+def paired(results: dict) -> dict:
+    """Per task, forget-memory minus each other cell, paired by seed (the seeds both have): the mean
+    difference of the task's figure at every offset around the switch, with a 95% t-interval
+    (a paired difference removes what a seed's goals and initialisation share across cells)."""
+    out: dict = {}
+    for task, cells in results.items():
+        if REFERENCE not in cells:
+            continue
+        ref = {run["run"]: table for run, table in zip(cells[REFERENCE]["runs"], cells[REFERENCE]["per_seed"])}
+        figure = TASKS[task].figure
+        for cell, r in cells.items():
+            pairs = [(run["run"], ref[run["run"]], t) for run, t in zip(r["runs"], r["per_seed"]) if run["run"] in ref]
+            if cell == REFERENCE or not pairs:
+                continue
+            diffs = np.array([np.subtract(a[figure], b[figure]) for _, a, b in pairs])  # (seeds, offsets)
+            out.setdefault(task, {})[cell] = {
+                "figure": figure, "seeds": [name for name, _, _ in pairs], "offsets": pairs[0][1]["offsets"],
+                "difference": [stats.t_ci(diffs[:, j]).as_dict() for j in range(diffs.shape[1])],
+            }
+    return out
+
+
+def paired_markdown(pairs: dict) -> str:
+    lines = []
+    for task, cells in pairs.items():
+        figure = TASKS[task].figure
+        lines += [f"### {task}: {REFERENCE} minus each cell, paired by seed ({figure}; mean [95% t-CI])", "",
+                  "| cell | seeds | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
+                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 2)) + "|"]
+        for cell, r in cells.items():
+            cols = [r["difference"][r["offsets"].index(o)] for o in OFFSETS_SHOWN]
+            lines.append(f"| {cell} | {len(r['seeds'])} | "
+                         + " | ".join(f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def markdown(results: dict) -> str:
     lines = []
     for task, cells in results.items():
@@ -248,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
                   + " / ".join(f"{s['mean'][s['offsets'].index(o)]:.2f}" for o in OFFSETS_SHOWN), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    (args.out / "table.md").write_text(markdown(results))
+    pairs = paired(results)
+    (args.out / "paired.json").write_text(json.dumps(pairs, indent=1))
+    (args.out / "table.md").write_text(markdown(results) + ("\n" + paired_markdown(pairs) if pairs else ""))
     pngs = plot_results(results, args.out)
-    print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {', '.join(str(p) for p in pngs)}")
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'paired.json'}, {args.out / 'table.md'} and "
+          f"{', '.join(str(p) for p in pngs)}")
     return 0
 
 

@@ -85,6 +85,21 @@ def _percentile_bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[.
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def t_ci(values: np.ndarray | list[float], confidence: float = 0.95) -> Interval:
+    """Student-t CI of the mean of ``values`` (1-D), for a few paired differences across seeds,
+    where a bootstrap of 3 values can only return their range. One value: no interval (NaN bounds)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("t_ci needs at least one value")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    mean = float(x.mean())
+    if x.size == 1:
+        return Interval(mean, float("nan"), float("nan"))
+    half = float(sps.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return Interval(mean, mean - half, mean + half)
+
+
 def mean_and_std(values: np.ndarray | list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value) across runs."""
     x = np.asarray(values, dtype=np.float64).reshape(-1)

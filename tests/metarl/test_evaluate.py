@@ -323,6 +323,18 @@ def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_data() -> None:
         stats.bootstrap_ci([])
 
 
+def test_t_ci_is_wider_than_the_range_bootstrap_for_three_seeds() -> None:
+    ci = stats.t_ci([0.2, 0.3, 0.4])  # mean 0.3, sd 0.1, t(0.975, 2) = 4.303
+    assert ci.mean == pytest.approx(0.3)
+    assert (ci.low, ci.high) == pytest.approx((0.3 - 0.4303 / 3**0.5, 0.3 + 0.4303 / 3**0.5), abs=1e-4)
+    boot = stats.bootstrap_ci([0.2, 0.3, 0.4])
+    assert ci.low < boot.low and boot.high < ci.high
+    one = stats.t_ci([0.5])
+    assert one.mean == 0.5 and np.isnan(one.low) and np.isnan(one.high)
+    with pytest.raises(ValueError, match="at least one"):
+        stats.t_ci([])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -73,3 +73,27 @@ def test_collect_counts_a_run_with_only_its_committed_evaluation_as_finished(tmp
     for cell, r in results["ml1-reach"].items():
         assert r["per_seed"] == expected["ml1-reach"][cell]["per_seed"]
         assert [run["run"] for run in r["runs"]] == ["seed1"]
+
+
+def _table(values: list[float]) -> dict:
+    return {"offsets": [-1, 0, 1], "success": values, "return": values}
+
+
+def test_paired_differences_match_seeds_by_name_and_take_a_t_interval():
+    cells = {
+        "forget-memory": {"per_seed": [_table([0.8, 0.6, 0.9]), _table([0.7, 0.5, 0.8]), _table([0.9, 0.4, 0.7])],
+                          "runs": [{"run": "seed1"}, {"run": "seed2"}, {"run": "seed3"}]},
+        # seed order differs and seed3 is missing: pairs are matched by the run's name
+        "gru": {"per_seed": [_table([0.6, 0.5, 0.5]), _table([0.6, 0.4, 0.6])],
+                "runs": [{"run": "seed2"}, {"run": "seed1"}]},
+    }
+    pairs = forgetting.paired({"ml1-reach": cells})
+    r = pairs["ml1-reach"]["gru"]
+    assert r["seeds"] == ["seed2", "seed1"] and r["figure"] == "success" and r["offsets"] == [-1, 0, 1]
+    at_plus1 = r["difference"][2]  # differences 0.3 (seed2) and 0.3 (seed1): no spread
+    assert at_plus1["mean"] == pytest.approx(0.3) and at_plus1["low"] == pytest.approx(0.3)
+    at_minus1 = r["difference"][0]  # 0.1 and 0.2: mean 0.15, t(0.975, 1) = 12.71 times sd/sqrt(2) = 0.05
+    assert at_minus1["mean"] == pytest.approx(0.15)
+    assert at_minus1["high"] - at_minus1["mean"] == pytest.approx(12.706 * 0.05, rel=1e-3)
+    assert "gru | 2 | +0.15" in forgetting.paired_markdown(pairs)
+    assert forgetting.paired({"ml1-reach": {"gru": cells["gru"]}}) == {}  # no forget-memory: nothing paired
