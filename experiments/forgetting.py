@@ -189,7 +189,7 @@ REFERENCE = "forget-memory"  # the cell every other cell is paired against
 
 def paired(results: dict) -> dict:
     """Per task, forget-memory minus each other cell, paired by seed (the seeds both have): the mean
-    difference of the task's figure at every offset around the switch, with a 95% t-interval
+    difference of success and of return at every offset around the switch, with a 95% t-interval
     (a paired difference removes what a seed's goals and initialisation share across cells)."""
     out: dict = {}
     for task, cells in results.items():
@@ -201,11 +201,11 @@ def paired(results: dict) -> dict:
             pairs = [(run["run"], ref[run["run"]], t) for run, t in zip(r["runs"], r["per_seed"]) if run["run"] in ref]
             if cell == REFERENCE or not pairs:
                 continue
-            diffs = np.array([np.subtract(a[figure], b[figure]) for _, a, b in pairs])  # (seeds, offsets)
-            out.setdefault(task, {})[cell] = {
-                "figure": figure, "seeds": [name for name, _, _ in pairs], "offsets": pairs[0][1]["offsets"],
-                "difference": [stats.t_ci(diffs[:, j]).as_dict() for j in range(diffs.shape[1])],
-            }
+            entry = {"figure": figure, "seeds": [name for name, _, _ in pairs], "offsets": pairs[0][1]["offsets"]}
+            for key in ("success", "return"):  # the task's figure and the other
+                diffs = np.array([np.subtract(a[key], b[key]) for _, a, b in pairs])  # (seeds, offsets)
+                entry[key] = [stats.t_ci(diffs[:, j]).as_dict() for j in range(diffs.shape[1])]
+            out.setdefault(task, {})[cell] = entry
     return out
 
 
@@ -217,7 +217,7 @@ def paired_markdown(pairs: dict) -> str:
                   "| cell | seeds | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
                   "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 2)) + "|"]
         for cell, r in cells.items():
-            cols = [r["difference"][r["offsets"].index(o)] for o in OFFSETS_SHOWN]
+            cols = [r[figure][r["offsets"].index(o)] for o in OFFSETS_SHOWN]
             lines.append(f"| {cell} | {len(r['seeds'])} | "
                          + " | ".join(f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" for c in cols) + " |")
         lines.append("")

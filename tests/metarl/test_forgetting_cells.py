@@ -66,13 +66,13 @@ def test_collect_counts_a_run_with_only_its_committed_evaluation_as_finished(tmp
     for cell_dir in committed.iterdir():
         if cell_dir.is_dir():
             shutil.copytree(cell_dir, tmp_path / "ml1-reach" / cell_dir.name)
-    (tmp_path / "ml1-reach" / "gru" / "seed2").mkdir()  # a run that never finished: skipped
+    (tmp_path / "ml1-reach" / "gru" / "seed9").mkdir()  # a run that never finished: skipped
     results = forgetting.collect(tmp_path)
     expected = json.loads((committed / "results.json").read_text())
     assert set(results["ml1-reach"]) == set(expected["ml1-reach"])
     for cell, r in results["ml1-reach"].items():
         assert r["per_seed"] == expected["ml1-reach"][cell]["per_seed"]
-        assert [run["run"] for run in r["runs"]] == ["seed1"]
+        assert [run["run"] for run in r["runs"]] == ["seed1", "seed2", "seed3"]
 
 
 def _table(values: list[float]) -> dict:
@@ -90,9 +90,10 @@ def test_paired_differences_match_seeds_by_name_and_take_a_t_interval():
     pairs = forgetting.paired({"ml1-reach": cells})
     r = pairs["ml1-reach"]["gru"]
     assert r["seeds"] == ["seed2", "seed1"] and r["figure"] == "success" and r["offsets"] == [-1, 0, 1]
-    at_plus1 = r["difference"][2]  # differences 0.3 (seed2) and 0.3 (seed1): no spread
+    assert r["return"] == r["success"]  # the hand-made tables hold the same values for both
+    at_plus1 = r["success"][2]  # differences 0.3 (seed2) and 0.3 (seed1): no spread
     assert at_plus1["mean"] == pytest.approx(0.3) and at_plus1["low"] == pytest.approx(0.3)
-    at_minus1 = r["difference"][0]  # 0.1 and 0.2: mean 0.15, t(0.975, 1) = 12.71 times sd/sqrt(2) = 0.05
+    at_minus1 = r["success"][0]  # 0.1 and 0.2: mean 0.15, t(0.975, 1) = 12.71 times sd/sqrt(2) = 0.05
     assert at_minus1["mean"] == pytest.approx(0.15)
     assert at_minus1["high"] - at_minus1["mean"] == pytest.approx(12.706 * 0.05, rel=1e-3)
     assert "gru | 2 | +0.15" in forgetting.paired_markdown(pairs)
