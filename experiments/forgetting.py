@@ -209,13 +209,18 @@ def paired(results: dict) -> dict:
     return out
 
 
+def _table_head(title: str, columns: list[str]) -> list[str]:
+    """A markdown heading and table header: ``columns``, then one column per offset shown."""
+    names = columns + [f"attempt {o:+d}" for o in OFFSETS_SHOWN]
+    return [f"### {title}", "", "| " + " | ".join(names) + " |", "|" + "|".join([" --- "] * len(names)) + "|"]
+
+
 def paired_markdown(pairs: dict) -> str:
     lines = []
     for task, cells in pairs.items():
         figure = TASKS[task].figure
-        lines += [f"### {task}: {REFERENCE} minus each cell, paired by seed ({figure}; mean [95% t-CI])", "",
-                  "| cell | seeds | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
-                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 2)) + "|"]
+        lines += _table_head(f"{task}: {REFERENCE} minus each cell, paired by seed ({figure}; mean [95% t-CI])",
+                             ["cell", "seeds"])
         for cell, r in cells.items():
             cols = [r[figure][r["offsets"].index(o)] for o in OFFSETS_SHOWN]
             lines.append(f"| {cell} | {len(r['seeds'])} | "
@@ -228,9 +233,8 @@ def markdown(results: dict) -> str:
     lines = []
     for task, cells in results.items():
         figure = TASKS[task].figure
-        lines += [f"### {task} ({figure} by attempt around the switch; mean [95% CI] over seeds)", "",
-                  "| cell | seeds | env steps per run | " + " | ".join(f"attempt {o:+d}" for o in OFFSETS_SHOWN) + " |",
-                  "|" + "|".join([" --- "] * (len(OFFSETS_SHOWN) + 3)) + "|"]
+        lines += _table_head(f"{task} ({figure} by attempt around the switch; mean [95% CI] over seeds)",
+                             ["cell", "seeds", "env steps per run"])
         for cell, r in cells.items():
             s = r["summary"]
             cols = []

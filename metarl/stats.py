@@ -25,6 +25,16 @@ class Interval:
         return {"mean": self.mean, "low": self.low, "high": self.high}
 
 
+def _checked(values: np.ndarray | list[float], confidence: float, caller: str) -> np.ndarray:
+    """``values`` as a 1-D float array, refusing an empty one or a confidence outside (0, 1)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError(f"{caller} needs at least one value")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    return x
+
+
 def bootstrap_ci(
     values: np.ndarray | list[float],
     confidence: float = 0.95,
@@ -35,11 +45,7 @@ def bootstrap_ci(
 
     One value gives a zero-width interval; an empty input raises ValueError.
     """
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if x.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    x = _checked(values, confidence, "bootstrap_ci")
     mean = float(x.mean())
     if x.size == 1 or np.all(x == x[0]):
         return Interval(mean, mean, mean)
@@ -88,11 +94,7 @@ def _percentile_bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[.
 def t_ci(values: np.ndarray | list[float], confidence: float = 0.95) -> Interval:
     """Student-t CI of the mean of ``values`` (1-D), for a few paired differences across seeds,
     where a bootstrap of 3 values can only return their range. One value: no interval (NaN bounds)."""
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if x.size == 0:
-        raise ValueError("t_ci needs at least one value")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    x = _checked(values, confidence, "t_ci")
     mean = float(x.mean())
     if x.size == 1:
         return Interval(mean, float("nan"), float("nan"))
