@@ -37,9 +37,11 @@ def gates_by_attempt(run_dir: Path, trials: int, task_switches: int) -> dict[int
                          max_episode_steps=env.max_episode_steps, task_switches=task_switches)
         if "forget" not in m:
             raise SystemExit(f"gates_around_switch.py: {run_dir}'s cell reports no forget gates")
-        per = m["forget"].reshape(env.episodes_per_trial, env.max_episode_steps, -1)[:, SKIP:]  # (K, T-SKIP, slots)
-        origin = int(m["switch_steps"][0]) // env.max_episode_steps if task_switches else 0
-        for k in range(env.episodes_per_trial):
+        attempts = len(m["episode_starts"])  # the env's, where the config leaves the benchmark's default
+        steps = m["forget"].shape[0] // attempts
+        per = m["forget"].reshape(attempts, steps, -1)[:, SKIP:]  # (K, T-SKIP, slots)
+        origin = int(m["switch_steps"][0]) // steps if task_switches else 0
+        for k in range(attempts):
             rows.setdefault(k - origin, []).append((float(per[k].mean()), float((per[k] < CLOSED).mean())))
     return {k: {"mean_gate": float(np.mean([r[0] for r in v])), "closed": float(np.mean([r[1] for r in v])),
                 "trials": len(v)} for k, v in sorted(rows.items())}
