@@ -198,8 +198,10 @@ def paired(results: dict) -> dict:
         ref = {run["run"]: table for run, table in zip(cells[REFERENCE]["runs"], cells[REFERENCE]["per_seed"])}
         figure = TASKS[task].figure
         for cell, r in cells.items():
+            if cell == REFERENCE:
+                continue
             pairs = [(run["run"], ref[run["run"]], t) for run, t in zip(r["runs"], r["per_seed"]) if run["run"] in ref]
-            if cell == REFERENCE or not pairs:
+            if not pairs:
                 continue
             entry = {"figure": figure, "seeds": [name for name, _, _ in pairs], "offsets": pairs[0][1]["offsets"]}
             for key in ("success", "return"):  # the task's figure and the other

@@ -5,7 +5,7 @@ diagnostics it plays N held-out trials (deterministic, trial seeds 0..N-1) twice
 with one unannounced switch (``task_switches=1``) and without. Per attempt it
 reports the mean forget gate and the share of closed gates (below 0.2) after
 the attempt's first steps, aligned to the switch (-1: the attempt before it, 0: the
-first on the new task) and, for the stationary trials, by attempt number. A gate
+first on the new task) and, for the stationary trials, by attempt (0: the first). A gate
 that reacts to the switch shows as more closed gates at 0 and +1 than at any
 attempt of the stationary trials.
 
