@@ -17,7 +17,7 @@ import contextlib
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ from metarl.envs import make_vec
 from metarl.envs.registry import task_set
 from metarl.results import TrialRecord, summarize
 from metarl.trials import Step, play_trials
+
+OnStep = Callable[[Step, dict[str, np.ndarray], np.ndarray], None]  # play_trials's on_step(step, infos, done)
 
 
 @dataclass
@@ -137,7 +139,7 @@ def goal_order(num_goals: int, trials: int, rng: np.random.Generator) -> list[in
     return list(range(num_goals)) * passes + subset
 
 
-def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str, Any]]:
+def run_trials(agent: Any, s: EvalSettings, on_step: OnStep | None = None) -> tuple[list[TrialRecord], dict[str, Any]]:
     """Play whole trials in a vector env until every class has ``s.trials`` of them.
 
     Env i plays class ``i % C`` in every round (N is a multiple of C), so each
@@ -145,7 +147,8 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     exactly ``trial_length`` steps. The reset pins every trial's goal from
     :func:`goal_order` (seeded by ``s.seed``), so the held-out goals are
     covered without replacement; env slots of the last round beyond ``trials``
-    play a drawn goal and are not recorded.
+    play a drawn goal and are not recorded. ``on_step`` (as ``play_trials``'s) sees every
+    vector step's infos, e.g. ``task_switched`` for an oracle that is told of the switch.
     """
     tset = task_set(s.benchmark, s.split)
     classes = list(tset.classes)
@@ -186,7 +189,7 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
             switches: list[list[int]] = [[] for _ in range(num_envs)]
             played = play_trials(agent, envs, length, seed=s.seed + r * num_envs, options={"tasks": tasks},
                                  deterministic=s.deterministic, explore_attempts=s.explore_attempts,
-                                 on_step=_note_switches(switches, bar))
+                                 on_step=_note_switches(switches, bar, on_step))
             if not np.all(played.ended == k):
                 raise RuntimeError(f"expected {k} attempts per env in {length} steps, got {played.ended.tolist()}")
             task_ids, goals = played.reset_infos["task_id"], played.reset_infos["goal"]  # (N,) this round's tasks
@@ -203,13 +206,15 @@ def run_trials(agent: Any, s: EvalSettings) -> tuple[list[TrialRecord], dict[str
     return records, meta
 
 
-def _note_switches(switches: list[list[int]], bar: Any):
+def _note_switches(switches: list[list[int]], bar: Any, then: OnStep | None = None) -> OnStep:
     """An ``on_step`` callback that appends to ``switches[i]`` the 1-based attempts of env i whose
-    task was switched, and ticks ``bar`` once per vector step."""
+    task was switched, ticks ``bar`` once per vector step, and calls ``then`` (the caller's)."""
     def on_step(step: Step, infos: dict[str, np.ndarray], done: np.ndarray) -> None:
         for i in np.flatnonzero(infos["task_switched"]):  # the switched attempt's first step
             switches[i].append(int(step.ended[i]) + 1)
         bar.update(1)
+        if then is not None:
+            then(step, infos, done)
 
     return on_step
 
@@ -229,12 +234,13 @@ def evaluate_agent(
     task_switches: int = 0,
     switch_class: bool = False,
     explore_attempts: int = 0,
+    on_step: OnStep | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` (a :class:`metarl.agent.Agent`) on ``benchmark``'s ``split``.
 
     Returns the JSON-ready summary (see module doc). Torch's global RNG is forked,
     so calling this mid-training leaves the trainer's random stream untouched
-    (see :func:`seeded_torch`).
+    (see :func:`seeded_torch`). ``on_step``: see :func:`run_trials`.
     """
     s = resolve_settings(agent, EvalSettings(
         benchmark=benchmark, split=split, trials=trials, episodes_per_trial=episodes_per_trial, seed=seed,
@@ -243,7 +249,7 @@ def evaluate_agent(
         explore_attempts=explore_attempts,
     ))
     with seeded_torch(agent, s.seed):
-        records, meta = run_trials(agent, s)
+        records, meta = run_trials(agent, s, on_step)
     summary = summarize(records, meta["episodes_per_trial"], seed=s.seed)
     return {
         "benchmark": s.benchmark,
