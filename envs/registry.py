@@ -120,6 +120,7 @@ def _register_builtin() -> None:
     register("point-reach-visible", toy.PointReachVisibleBenchmark)
     register("point-reach-puck", toy.PointReachPuckBenchmark)
     register("bandit", toy.BanditBenchmark)
+    register("bandit-onehot", toy.BanditOneHotBenchmark)
 
 
 _register_builtin()

@@ -1,4 +1,4 @@
-"""Toy meta-RL tasks for fast CPU work: ``point-nav`` and ``bandit``.
+"""Toy meta-RL tasks for fast CPU work: ``point-nav`` and ``bandit`` (and their variants).
 
 Both play RL² trials through the same ``TrialEnv`` as Meta-World, step in
 microseconds (they run in-process in ``make_vec``), and reward memory: the
@@ -52,6 +52,17 @@ bandit
     probability; success when the best arm is pulled. Splits: 50 train and
     50 test tasks, arm probabilities uniform in [0, 1], drawn with different
     fixed seeds (unseen tasks, same distribution, like ML1).
+
+bandit-onehot
+    The bandit with one good arm: it pays with probability 0.9, the other four
+    with 0.1; each task is which arm is good (drawn per task, so the 50 tasks
+    of a split repeat the 5 arm choices, each 10 times, in an order drawn per
+    split: held out means unseen draws, not unseen arms). Finding the good arm takes a few pulls and one missing
+    reward is strong evidence that it stopped being good, so after an
+    unannounced switch a memory that keeps pulling the remembered arm loses
+    every pull until it lets the old evidence go. (With ``bandit``'s uniform
+    probabilities even an agent told of the switch gains almost nothing by
+    forgetting: ``experiments/bandit_ceiling.py``.)
 """
 
 from __future__ import annotations
@@ -298,6 +309,21 @@ class BanditBenchmark(_ToyBenchmark):
 
     def make_core(self, class_name, *, max_episode_steps, render_mode=None, camera=None) -> Core:
         return BanditCore(self.ARMS)
+
+
+class BanditOneHotBenchmark(BanditBenchmark):
+    """The bandit with one good arm (probability ``HIGH``) among ``LOW`` ones (see module doc)."""
+
+    name = "bandit-onehot"
+    HIGH, LOW = 0.9, 0.1
+
+    def _goals(self, split: str, rng: np.random.Generator) -> list[Any]:
+        goals = []
+        for arm in rng.permutation(np.arange(NUM_GOALS) % self.ARMS):  # each arm good in a fifth of the tasks
+            probs = np.full(self.ARMS, self.LOW)
+            probs[arm] = self.HIGH
+            goals.append(probs)
+        return goals
 
 
 class BanditCore(Core):

@@ -5,7 +5,7 @@ gains over one that never forgets. This plays three hand-written Thompson
 samplers (Beta(1, 1) prior per arm, posterior from the previous action and
 reward the trial observation carries) through the same held-out evaluation as
 the learned agents (``metarl.evaluate.evaluate_agent``, one unannounced switch per
-trial, the around-switch table):
+trial, the around-switch table) on ``bandit`` or ``bandit-onehot``:
 
 - ``keep``: every pull since the trial start counts (no forgetting);
 - ``decay``: each pull's evidence is multiplied by ``--decay`` per later pull
@@ -17,7 +17,8 @@ trial, the around-switch table):
 If ``oracle`` is not better than ``keep`` after the switch, no memory can show
 that forgetting helps on this task, whatever it learns.
 
-    python experiments/bandit_ceiling.py --out ceiling.json [--attempts 8] [--trials 500] [--seeds 5]
+    python experiments/bandit_ceiling.py --out ceiling.json [--benchmark bandit-onehot] [--attempts 8] \
+      [--trials 500] [--seeds 5]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from metarl.envs import make_env
 from metarl.envs.obs_layout import ObsLayout
 from metarl.evaluate import evaluate_agent
 
-BENCHMARK = "bandit"
+BENCHMARKS = ("bandit", "bandit-onehot")
 VARIANTS = ("keep", "decay", "oracle")
 
 
@@ -96,20 +97,20 @@ class ThompsonAgent:
             self.pending |= np.asarray(infos["task_switched"], dtype=bool)
 
 
-def make_agent(variant: str, decay: float, seed: int) -> ThompsonAgent:
+def make_agent(variant: str, decay: float, seed: int, benchmark: str = "bandit") -> ThompsonAgent:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    env = make_env(BENCHMARK)
+    env = make_env(benchmark)
     layout, scale = env.obs_layout, float(env.reward_scale)
     env.close()
     decay = decay if variant == "decay" else 1.0
     return ThompsonAgent(layout, scale, decay=decay, oracle=variant == "oracle", seed=seed)
 
 
-def around_switch(variant: str, attempts: int, trials: int, seed: int, decay: float) -> dict:
+def around_switch(variant: str, attempts: int, trials: int, seed: int, decay: float, benchmark: str = "bandit") -> dict:
     """One variant's held-out around-switch table (one evaluation seed)."""
-    agent = make_agent(variant, decay, seed)
-    result = evaluate_agent(agent, benchmark=BENCHMARK, split="test", trials=trials, episodes_per_trial=attempts,
+    agent = make_agent(variant, decay, seed, benchmark)
+    result = evaluate_agent(agent, benchmark=benchmark, split="test", trials=trials, episodes_per_trial=attempts,
                             seed=seed, task_switches=1, on_step=agent.on_step)
     (table,) = [t["around_switch"] for t in result["tasks"].values()]  # the bandit has one class
     return table
@@ -118,6 +119,7 @@ def around_switch(variant: str, attempts: int, trials: int, seed: int, decay: fl
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    p.add_argument("--benchmark", default="bandit", choices=BENCHMARKS)
     p.add_argument("--attempts", type=int, default=8, help="one-pull attempts per trial (forgetting.py's bandit: 8)")
     p.add_argument("--trials", type=int, default=500, help="held-out trials per seed (the 50 goals, over and over)")
     p.add_argument("--seeds", type=int, default=5, help="evaluation seeds (the CI is across them)")
@@ -125,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0.0 < args.decay <= 1.0:
         raise SystemExit(f"bandit_ceiling.py: --decay must be in (0, 1], got {args.decay}")
-    out: dict[str, Any] = {"attempts": args.attempts, "trials": args.trials, "decay": args.decay, "variants": {}}
+    out: dict[str, Any] = {"benchmark": args.benchmark, "attempts": args.attempts, "trials": args.trials,
+                           "decay": args.decay, "variants": {}}
     for variant in VARIANTS:
-        tables = [around_switch(variant, args.attempts, args.trials, seed, args.decay) for seed in range(args.seeds)]
+        tables = [around_switch(variant, args.attempts, args.trials, seed, args.decay, args.benchmark)
+                  for seed in range(args.seeds)]
         offsets = tables[0]["offsets"]
         entry: dict[str, Any] = {"offsets": offsets, "per_seed": tables}
         for key in ("success", "return"):

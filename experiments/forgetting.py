@@ -74,14 +74,20 @@ class Task:
     seeds: int = 5  # seeds per cell by default
 
 
+# the cells the comparison is about: forget-memory, its fixed-gate ablation, the other memories, none
+COMPARED = ("forget-memory", "forget-memory-noforget", "meta-lstm", "lstm", "gru", "mann", "ntm", "mlp")
 TASKS = {
     "point-nav": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return"),
     "bandit": Task(CONFIGS / "bandit.yaml", 8, 300_000, "success"),
     # point-nav with reward 1 only near the goal (40-step attempts): a remembered goal that has
     # moved misleads for a whole fruitless visit, not only for the first steps of an attempt
     "point-nav-sparse": Task(CONFIGS / "point_nav.yaml", 8, 1_000_000, "return",
-                             overrides=("env.benchmark=point-nav-sparse",),
-                             cells=("forget-memory", "forget-memory-noforget"), seeds=3),
+                             overrides=("env.benchmark=point-nav-sparse",), cells=COMPARED),
+    # the bandit with one good arm (0.9 among 0.1s): one missing reward says the remembered arm has
+    # stopped paying, and forgetting it pays (bandit's uniform arms do not: experiments/bandit_ceiling.py);
+    # 10 one-pull attempts, so that the switch leaves pulls to find the new arm
+    "bandit-onehot": Task(CONFIGS / "bandit.yaml", 10, 1_000_000, "success",
+                          overrides=("env.benchmark=bandit-onehot",), cells=COMPARED),
     # ML1/reach-v3 with the best learner of docs/results.md (the preset: the annealed rate, the
     # smaller action std, 4 minibatches; its task head follows the switch), 4 attempts x 100 steps
     # (a switch needs attempts before and after it; without switches 4 attempts learned worse

@@ -29,7 +29,31 @@ def test_bandit_train_and_test_tasks_differ() -> None:
     assert not np.any(np.all(np.isclose(train[:, None], test[None]), axis=-1))
 
 
-@pytest.mark.parametrize("benchmark", ["point-nav", "bandit"])
+def test_bandit_onehot_has_one_good_arm_each_arm_in_a_fifth_of_the_tasks() -> None:
+    for split in ("train", "test"):
+        goals = np.array(task_set("bandit-onehot", split).goals["bandit-onehot"])  # (50, 5)
+        assert goals.shape == (50, 5)
+        assert np.all(np.sort(goals, axis=1) == [0.1, 0.1, 0.1, 0.1, 0.9])
+        assert np.bincount(goals.argmax(axis=1), minlength=5).tolist() == [10] * 5
+    train, test = (np.array(task_set("bandit-onehot", s).goals["bandit-onehot"]).argmax(axis=1)
+                   for s in ("train", "test"))
+    assert not np.array_equal(train, test)  # the splits draw their own order
+    from metarl.envs.toy import BanditCore
+
+    goal = task_set("bandit-onehot", "test").goals["bandit-onehot"][0]
+    good = int(np.argmax(goal))
+    core = BanditCore(5)
+    core.set_goal(goal)
+    core.reset(np.random.default_rng(0))
+    for arm, rate in ((good, 0.9), ((good + 1) % 5, 0.1)):
+        action = np.full(5, -1.0, np.float32)
+        action[arm] = 1.0
+        steps = [core.step(action) for _ in range(1000)]
+        assert np.mean([r for _, r, _ in steps]) == pytest.approx(rate, abs=0.04)
+        assert all(success == (arm == good) for *_, success in steps)
+
+
+@pytest.mark.parametrize("benchmark", ["point-nav", "bandit", "bandit-onehot"])
 def test_toy_steps_thousands_per_cpu_second(benchmark: str) -> None:
     env = make_env(benchmark, seed=0)
     env.reset()

@@ -56,7 +56,14 @@ def test_the_sparse_point_nav_task_trains_point_navs_preset_on_the_sparse_benchm
     task = forgetting.TASKS["point-nav-sparse"]
     cfg = load_config(task.preset, forgetting._overrides("point-nav-sparse", "forget-memory", seed=1, steps=1000, smoke=False))
     assert (cfg.env.benchmark, cfg.env.task_switches, cfg.env.episodes_per_trial) == ("point-nav-sparse", 1, 8)
-    assert task.cells == ("forget-memory", "forget-memory-noforget") and task.seeds == 3
+    assert task.cells == forgetting.COMPARED and task.seeds == 5 and set(task.cells) <= set(forgetting.CELLS)
+
+
+def test_the_onehot_bandit_task_trains_the_bandit_preset_with_ten_pulls_on_the_onehot_benchmark():
+    task = forgetting.TASKS["bandit-onehot"]
+    cfg = load_config(task.preset, forgetting._overrides("bandit-onehot", "mann", seed=4, steps=1000, smoke=False))
+    assert (cfg.env.benchmark, cfg.env.task_switches, cfg.env.episodes_per_trial) == ("bandit-onehot", 1, 10)
+    assert cfg.agent.cell == "mann" and cfg.seed == 4 and task.figure == "success" and task.seeds == 5
 
 
 def test_collect_counts_a_run_with_only_its_committed_evaluation_as_finished(tmp_path):
