@@ -24,7 +24,8 @@ from metarl.checkpoint import load_agent
 from metarl.diagnostics import trace_memory
 
 CLOSED = 0.2  # a gate below this keeps less than a fifth of its slot per step
-SKIP = 15  # the first steps of an attempt, where every cell's gates open and close on the reset
+SKIP = 15  # the first steps of an attempt, where every cell's gates open and close on the reset (all but
+# the last step of shorter attempts)
 
 
 def gates_by_attempt(run_dir: Path, trials: int, task_switches: int) -> dict[int, dict[str, float]]:
@@ -39,7 +40,8 @@ def gates_by_attempt(run_dir: Path, trials: int, task_switches: int) -> dict[int
             raise SystemExit(f"gates_around_switch.py: {run_dir}'s cell reports no forget gates")
         attempts = len(m["episode_starts"])  # the env's, where the config leaves the benchmark's default
         steps = m["forget"].shape[0] // attempts
-        per = m["forget"].reshape(attempts, steps, -1)[:, SKIP:]  # (K, T-SKIP, slots)
+        skip = min(SKIP, steps - 1)  # a bandit's one-pull attempts keep their one step
+        per = m["forget"].reshape(attempts, steps, -1)[:, skip:]  # (K, T - skip, slots)
         origin = int(m["switch_steps"][0]) // steps if task_switches else 0
         for k in range(attempts):
             rows.setdefault(k - origin, []).append((float(per[k].mean()), float((per[k] < CLOSED).mean())))

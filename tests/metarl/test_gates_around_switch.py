@@ -43,3 +43,13 @@ def test_gates_are_aligned_to_the_switch_and_the_ablation_never_closes_one(tmp_p
 def test_a_cell_without_forget_gates_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="reports no forget gates"):
         gates_around_switch.gates_by_attempt(_run(tmp_path, "gru", "agent.cell=gru"), 1, task_switches=1)
+
+
+def test_one_pull_attempts_keep_their_one_step(tmp_path):
+    run = tmp_path / "bandit"
+    train(load_config(None, ["env.benchmark=bandit-onehot", "env.num_envs=2", "env.episodes_per_trial=4",
+                             "agent.cell=forget-memory", "agent.hidden_size=16", "total_steps=16",
+                             "progress=false", "tensorboard=false", "device=cpu", "seed=3"]), run)
+    table = gates_around_switch.gates_by_attempt(run, 3, task_switches=1)
+    assert sum(v["trials"] for v in table.values()) == 4 * 3
+    assert all(0.0 < v["mean_gate"] < 1.0 for v in table.values())  # not the NaN of an empty slice
