@@ -47,6 +47,17 @@ def test_decay_shrinks_old_evidence_toward_the_prior():
     assert state[0, 0, 2] == 2.0 and state[0, 1, 1] == 2.0
 
 
+def test_the_one_good_arm_posterior_stays_on_a_paying_arm_and_leaves_one_that_missed():
+    agent = bandit_ceiling.make_agent("keep", decay=1.0, seed=0, benchmark="bandit-onehot", model="onegood")
+    state = agent.initial_state(2)
+    action, state = agent.act(_obs(agent, [(False, 2, 1), (False, 2, 0)]), state)
+    np.testing.assert_allclose(state[0], np.log([0.1, 0.1, 0.9, 0.1, 0.1]))
+    np.testing.assert_allclose(state[1], np.log([0.9, 0.9, 0.1, 0.9, 0.9]))
+    assert np.argmax(action[0]) == 2 and np.argmax(action[1]) != 2
+    with pytest.raises(ValueError, match="assumes bandit-onehot's one good arm"):
+        bandit_ceiling.make_agent("keep", 1.0, 0, benchmark="bandit", model="onegood")
+
+
 def test_the_oracle_hears_of_every_switch_it_can_still_use():
     agent = bandit_ceiling.make_agent("oracle", decay=1.0, seed=1)
     # 50 envs: one round, every env's trial recorded (a last round's unrecorded envs would switch too)
@@ -73,6 +84,8 @@ def test_main_writes_every_variant_and_rejects_bad_input(tmp_path, capsys):
     assert set(data["variants"]) == set(bandit_ceiling.VARIANTS)
     for entry in data["variants"].values():
         assert len(entry["per_seed"]) == 2 and len(entry["success"]) == len(entry["offsets"])
+    with pytest.raises(SystemExit, match="model onegood assumes"):
+        bandit_ceiling.main(["--out", str(out), "--model", "onegood"])
     with pytest.raises(SystemExit, match="--decay must be in"):
         bandit_ceiling.main(["--out", str(out), "--decay", "1.5"])
     with pytest.raises(ValueError, match="valid: keep, decay, oracle"):
