@@ -105,3 +105,24 @@ def test_paired_differences_match_seeds_by_name_and_take_a_t_interval():
     assert at_minus1["high"] - at_minus1["mean"] == pytest.approx(12.706 * 0.05, rel=1e-3)
     assert "gru | 2 | +0.15" in forgetting.paired_markdown(pairs)
     assert forgetting.paired({"ml1-reach": {"gru": cells["gru"]}}) == {}  # no forget-memory: nothing paired
+
+
+def test_an_evaluation_of_another_trial_count_is_replaced_while_the_checkpoint_is_there(tmp_path):
+    from metarl.train import train
+
+    run = tmp_path / "seed1"
+    train(load_config(None, ["env.benchmark=bandit-onehot", "env.num_envs=2", "env.episodes_per_trial=4",
+                             "env.task_switches=1", "agent.cell=gru", "agent.hidden_size=8", "total_steps=16",
+                             "progress=false", "tensorboard=false", "device=cpu", "seed=1"]), run)
+    cached = run / "eval_test_switch.json"
+    trials = lambda: json.loads(cached.read_text())["trials"]  # noqa: E731
+    forgetting.evaluate_run(run, trials=20)
+    assert trials() == 20
+    forgetting.evaluate_run(run)  # None: whatever is cached
+    assert trials() == 20
+    table = forgetting.evaluate_run(run, trials=30)
+    assert trials() == 30
+    assert json.dumps(table) == json.dumps(json.loads(cached.read_text())["around_switch"])  # NaN-safe
+    shutil.rmtree(run / "checkpoints")  # committed raw files: the cache is all there is
+    forgetting.evaluate_run(run, trials=40)
+    assert trials() == 30
