@@ -55,12 +55,12 @@ bandit
 
 bandit-onehot
     The bandit with one good arm: it pays with probability 0.9, the other four
-    with 0.1; each task is which arm is good (drawn per task, so the 50 tasks
-    of a split repeat the 5 arm choices, each 10 times, in an order drawn per
-    split: held out means unseen draws, not unseen arms). Finding the good arm takes a few pulls and one missing
-    reward is strong evidence that it stopped being good, so after an
-    unannounced switch a memory that keeps pulling the remembered arm loses
-    every pull until it lets the old evidence go. (With ``bandit``'s uniform
+    with 0.1; each task is which arm is good (the 50 tasks of a split repeat
+    the 5 arm choices, each 10 times, in an order drawn per split: held out
+    means unseen draws, not unseen arms). Finding the good arm takes a few
+    pulls and one missing reward is strong evidence that it stopped being
+    good, so after an unannounced switch a memory that keeps pulling the
+    remembered arm loses every pull until it lets the old evidence go. (With ``bandit``'s uniform
     probabilities even an agent told of the switch gains almost nothing by
     forgetting: ``experiments/bandit_ceiling.py``.)
 """

@@ -139,7 +139,9 @@ def goal_order(num_goals: int, trials: int, rng: np.random.Generator) -> list[in
     return list(range(num_goals)) * passes + subset
 
 
-def run_trials(agent: Any, s: EvalSettings, on_step: OnStep | None = None) -> tuple[list[TrialRecord], dict[str, Any]]:
+def run_trials(
+    agent: Any, s: EvalSettings, on_step: OnStep | None = None
+) -> tuple[list[TrialRecord], dict[str, Any]]:
     """Play whole trials in a vector env until every class has ``s.trials`` of them.
 
     Env i plays class ``i % C`` in every round (N is a multiple of C), so each
