@@ -17,6 +17,7 @@ deterministic), and writes:
     python experiments/forgetting.py --out runs/forgetting            # the experiment (many hours on 2 cores)
     python experiments/forgetting.py --out runs/forgetting --tasks ml1-reach   # only its ML1/reach-v3 part
     python experiments/forgetting.py --out runs/forgetting --tasks point-nav-sparse   # the sparse-reward point-nav
+    python experiments/forgetting.py --out runs/forgetting --tasks bandit-onehot      # the bandit with one good arm
     python experiments/forgetting.py --smoke --out /tmp/forgetting    # every step, tiny budgets (a minute)
     python experiments/forgetting.py --replot --out runs/forgetting   # the plots again from OUT/results.json
     python experiments/forgetting.py --collect --out runs/forgetting  # summarise every finished run in OUT
