@@ -25,6 +25,7 @@ that forgetting helps on this task, whatever it learns.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import json
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ VARIANTS = ("keep", "decay", "oracle")
 
 
 @dataclass
-class Sampler:
+class Sampler(abc.ABC):
     """A bandit agent with a posterior over the arms; ``initial_state``/``act`` as :class:`metarl.agent.Agent`.
 
     Each step it books the previous pull (the trial observation's previous action and reward) into
@@ -67,16 +68,17 @@ class Sampler:
         self.rng = np.random.default_rng(self.seed)
         self.pending = np.zeros(0, dtype=bool)
 
+    @abc.abstractmethod
     def prior(self, batch_size: int) -> np.ndarray:
-        raise NotImplementedError
+        """The posterior before any pull, for ``batch_size`` envs."""
 
+    @abc.abstractmethod
     def book(self, state: np.ndarray, arm: np.ndarray, reward: np.ndarray) -> None:
         """Add one pull of ``arm`` (R,) with ``reward`` (R,) to the R rows of ``state``, in place."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def choose(self, state: np.ndarray) -> np.ndarray:
         """The arm (N,) each env pulls next."""
-        raise NotImplementedError
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         self.pending = np.zeros(batch_size, dtype=bool)
