@@ -55,6 +55,17 @@ what comes in (the reward input dropping after an unannounced task switch) rathe
 the current input alone, which in input mode cannot tell a reward that fell from one that
 was always low. x_{t-1} is carried as a fourth state tensor (B, I); at a reset step it is
 taken to be x_t (no change yet). The controller still reads x_t.
+
+Surprise gates (option ``surprise=True``): the forget gates also read the reward-prediction
+error. A small network predicts the previous step's reward from h_{t-1} (the state that chose
+the action) and the action a_{t-1}; when r_{t-1} arrives in x_t, δ_t = r_{t-1} - r̂_{t-1}, and
+each slot's forget logit gains u_n δ_t + v_n |δ_t| (u, v start at 0, so the cell starts as the
+plain one). A missing reward where one was expected is then a signal a gate can close on, which
+none of the other head inputs carries (docs/results.md, "Learned forgetting": no gate learned
+to react to a switch from x_t, from h_{t-1} or from x_t - x_{t-1}). The predictor is trained only
+by an auxiliary loss, δ² (``ppo.surprise_coef``; the gates read δ detached). The policy appends
+the raw previous action and reward to the cell's input (its last 1 + A dims; ``action_dim`` A);
+the gates depend on h_{t-1}, so the cell steps in a loop, as in controller mode.
 """
 
 from __future__ import annotations
@@ -98,10 +109,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
     on CPU, where it measured faster (README, "Measured"; ``bench/cells.py``)), ``learn_forget`` (True; False:
     gates fixed at 1 and no forget-gate parameters, the ablation above), ``controller``
     ("lstm" | "linear": no controller state, the readout above; input mode only), ``head_input``
-    ("x" | "delta": the heads read [x_t; x_t - x_{t-1}], above).
+    ("x" | "delta": the heads read [x_t; x_t - x_{t-1}], above), ``surprise`` (False; True: forget
+    gates that read the reward-prediction error, above; needs ``action_dim``, which the policy sets).
     State: h, c (B, 1, H), M (B, N, W), and with ``head_input="delta"`` x_{t-1} (B, I).
     Diagnostics: ``read_weights`` (T, B, K, N), ``write_weights`` (T, B, N), ``forget`` (T, B, N): the gate
-    values computed at each step (at a reset step they act on the initial memory).
+    values computed at each step (at a reset step they act on the initial memory); with ``surprise``
+    also ``surprise`` (T, B): the reward-prediction error δ_t (with its gradient: the auxiliary loss's input).
     """
 
     def __init__(
@@ -119,6 +132,8 @@ class ForgetMemoryCell(MemoryLSTMBase):
         learn_forget: bool = True,
         controller: str = "lstm",
         head_input: str = "x",
+        surprise: bool = False,
+        action_dim: int = 0,
     ) -> None:
         _check_choice("controller", controller, CONTROLLERS)
         _check_choice("head_input", head_input, HEAD_INPUTS)
@@ -131,6 +146,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if not isinstance(learn_forget, bool):
             raise ValueError(f"learn_forget must be True or False, got {learn_forget!r}")
+        if surprise and (not learn_forget or controller != "lstm" or head_input != "x"):
+            raise ValueError("surprise needs learn_forget true (gates to drive), controller 'lstm' and "
+                             f"head_input 'x', got {learn_forget}, {controller!r}, {head_input!r}")
+        if surprise and not 1 <= action_dim < input_size:
+            raise ValueError(f"surprise needs action_dim in [1, {input_size - 1}] (the policy sets it: the previous "
+                             f"action's width in the cell's input), got {action_dim}")
         if not 0.0 < forget_init < 1.0:
             raise ValueError(f"forget_init must be in (0, 1), got {forget_init}")
         super().__init__(
@@ -152,6 +173,12 @@ class ForgetMemoryCell(MemoryLSTMBase):
         self.chunk_size = chunk_size
         self.scan = scan
         self.controller_kind = controller
+        self.surprise = surprise
+        if surprise:  # predicts r_{t-1} from [h_{t-1}; a_{t-1}]; u, v start at 0 (the plain cell)
+            self.reward_predictor = nn.Sequential(nn.Linear(hidden_size + action_dim, 64), nn.Tanh(), nn.Linear(64, 1))
+            self.surprise_gates = nn.Linear(2, slots, bias=False)
+            nn.init.zeros_(self.surprise_gates.weight)
+            self.surprise_action_dim = action_dim
         if controller == "linear":
             del self.controller  # unused: no parameter without a gradient
             self.readout = nn.Linear(input_size + heads * width, hidden_size)
@@ -179,7 +206,7 @@ class ForgetMemoryCell(MemoryLSTMBase):
         head_x = self._head_x(x, state, reset)
         if self.controller_kind == "linear":  # no controller to step: the memory path is the whole cell
             result = self._parallel(x, state, reset, diagnostics, head_x)
-        elif self.write_mode == "controller" or not self.parallel or x.shape[0] == 1:
+        elif self.write_mode == "controller" or self.surprise or not self.parallel or x.shape[0] == 1:
             result = self._step_loop(x, state, reset, diagnostics, head_x)
         else:
             result = self._parallel(x, state, reset, diagnostics, head_x)

@@ -121,6 +121,25 @@ class MemoryLSTMBase(Cell):
             hidden_size if heads_read_h else 0, slots, width, heads, forget, forget_init, learn_forget,
         )
         self.memory0 = nn.Parameter(0.1 * torch.randn(slots, width))
+        # surprise gates (forget-memory's ``surprise``): set by the subclass, None here
+        self.reward_predictor: nn.Module | None = None
+        self.surprise_gates: nn.Linear | None = None
+        self.surprise_action_dim = 0
+
+    def _surprise(self, z: Tensor, h: Tensor, x: Tensor, reset: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The heads' projection z (B, Z) with the forget logits moved by the reward-prediction error,
+        and that error (B,); (z, None) without surprise gates. x's last 1 + A dims are the previous
+        action and reward (the policy appends them raw); the prediction of that reward is made from
+        h_{t-1}, the state that chose the action, and the action. At a reset the error is 0. The gates
+        read the error detached: only the auxiliary loss trains the predictor."""
+        if self.reward_predictor is None:
+            return z, None
+        a = self.surprise_action_dim
+        pred = self.reward_predictor(torch.cat([h, x[:, -a - 1:-1]], dim=-1)).squeeze(-1)  # (B,)
+        delta = torch.where(reset, torch.zeros_like(pred), x[:, -1] - pred)  # (B,)
+        feat = torch.stack([delta, delta.abs()], dim=-1).detach()  # (B, 2)
+        n = self.slots  # the forget logits are the projection's last N outputs
+        return torch.cat([z[:, :-n], z[:, -n:] + self.surprise_gates(feat)], dim=-1), delta
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         p = self.memory0
@@ -142,6 +161,7 @@ class MemoryLSTMBase(Cell):
         heads = self.memory_heads
         z = heads.from_x(x if head_x is None else head_x)
         z = z + heads.from_h(h) if heads.from_h is not None else z
+        z, _ = self._surprise(z, h, x, reset)
         write, value, key, beta, log_f = heads.split(z)
         if log_f is not None:
             mem = log_f.exp().unsqueeze(-1) * mem  # (B, N, W)
@@ -171,6 +191,7 @@ class MemoryLSTMBase(Cell):
             h, c = h * keep[t], c * keep[t]
             mem = torch.where(reset[t][:, None, None], mem0, mem)
             z = z_x[t] + heads.from_h(h) if heads.from_h is not None else z_x[t]
+            z, delta = self._surprise(z, h, x[t], reset[t])
             write, value, key, beta, log_f = heads.split(z)
             added = write.unsqueeze(-1) * value.unsqueeze(-2)  # (B, N, W)
             mem = log_f.exp().unsqueeze(-1) * mem + added if log_f is not None else mem + added
@@ -185,6 +206,8 @@ class MemoryLSTMBase(Cell):
                 d = {"read_weights": weights, "write_weights": write}
                 if log_f is not None:
                     d["forget"] = log_f.exp()
+                if delta is not None:
+                    d["surprise"] = delta
                 diags.append(d)
         out = torch.stack(outs, dim=0)  # (T, B, H)
         new_state = (h.unsqueeze(1), c.unsqueeze(1), mem)

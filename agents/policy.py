@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from metarl.agents.base import Cell, State
 from metarl.agents.config import AgentConfig, cell_options_for
 from metarl.agents.registry import make_cell
+from metarl.envs.obs_layout import TAIL_DIMS
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -67,7 +68,14 @@ class ActorCritic(nn.Module):
             layers += [_layer_init(nn.Linear(width, size), math.sqrt(2)), nn.Tanh()]
             width = size
         self.encoder = nn.Sequential(*layers)
-        self.cell: Cell = make_cell(config.cell, width, config.hidden_size, **cell_options_for(config))
+        options = cell_options_for(config)
+        self.surprise_dims: slice | None = None  # obs dims appended raw to the cell's input
+        if options.get("surprise"):  # forget-memory's surprise gates read the previous action and reward
+            start = obs_dim - TAIL_DIMS - action_dim  # the trial observation's layout (env.obs_layout)
+            self.surprise_dims = slice(start, start + action_dim + 1)
+            options["action_dim"] = action_dim
+            width += action_dim + 1
+        self.cell: Cell = make_cell(config.cell, width, config.hidden_size, **options)
         # Small gain on the mean so early actions stay near 0 (CleanRL's choice).
         self.actor_mean = _layer_init(nn.Linear(config.hidden_size, action_dim), 0.01)
         self.actor_log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))
@@ -89,6 +97,11 @@ class ActorCritic(nn.Module):
             self.obs_keep = keep  # not persistent: rebuilt from the config, so checkpoints keep their keys
 
     @property
+    def has_surprise(self) -> bool:
+        """Whether the cell has surprise gates (its reward predictor wants ``ppo.surprise_coef``'s loss)."""
+        return self.surprise_dims is not None
+
+    @property
     def memoryless(self) -> bool:
         return self.cell.memoryless
 
@@ -98,7 +111,7 @@ class ActorCritic(nn.Module):
 
     def _features(self, obs: Tensor, state: State, reset: Tensor, diagnostics: bool):
         """obs (T, B, D), reset (T, B) -> cell output (T, B, H), state, diag."""
-        z = self._encode(obs)  # (T, B, E)
+        z = self._cell_input(obs)  # (T, B, E)
         if diagnostics:
             return self.cell(z, state, reset, diagnostics=True)
         h, state = self.cell(z, state, reset)
@@ -107,6 +120,14 @@ class ActorCritic(nn.Module):
     def _encode(self, obs: Tensor) -> Tensor:
         """The encoder over obs (..., D), with ``ignore_obs`` dims zeroed."""
         return self.encoder(obs if self.obs_keep is None else obs * self.obs_keep)
+
+    def _cell_input(self, obs: Tensor) -> Tensor:
+        """What the cell reads: the encoded obs (..., E), with surprise gates followed by the raw
+        previous action and reward (..., E + A + 1)."""
+        z = self._encode(obs)
+        if self.surprise_dims is None:
+            return z
+        return torch.cat([z, obs[..., self.surprise_dims]], dim=-1)
 
     def _heads_input(self, h: Tensor) -> Tensor:
         """What the actor and critic read: the cell output (..., H), or with ``task_input``
@@ -144,7 +165,7 @@ class ActorCritic(nn.Module):
             h = h.squeeze(0)  # (B, H)
             diag = {k: v.squeeze(0) for k, v in diag.items()}  # (1, B, ...) -> (B, ...)
         else:
-            h, state = self.cell.step(self._encode(obs), state, reset)  # (B, H)
+            h, state = self.cell.step(self._cell_input(obs), state, reset)  # (B, H)
             diag = None
         x = self._heads_input(h)
         mean = torch.tanh(self.actor_mean(x))  # (B, A) in [-1, 1]
@@ -158,24 +179,32 @@ class ActorCritic(nn.Module):
         return ActOutput(action, action.clamp(-1.0, 1.0), log_prob, value, state, diag)
 
     def evaluate(
-        self, obs: Tensor, state: State, reset: Tensor, actions: Tensor, with_task: bool = False
+        self, obs: Tensor, state: State, reset: Tensor, actions: Tensor, with_task: bool = False,
+        with_surprise: bool = False,
     ) -> tuple[Tensor, ...]:
         """Log-probs, entropies and values, each (T, B), of a whole sequence in one cell call.
 
         obs (T, B, D), state the state before step 0, reset (T, B), actions (T, B, A) raw samples.
         ``with_task``: also the task-inference head's prediction (T, B, task_dim).
+        ``with_surprise``: last, the surprise gates' auxiliary loss (scalar): the mean squared
+        reward-prediction error over the sequence (0 at resets).
         """
-        h, _, _ = self._features(obs, state, reset, False)  # (T, B, H)
+        if with_surprise and not self.has_surprise:
+            raise ValueError("this policy's cell has no surprise gates (forget-memory option surprise: true)")
+        h, _, diag = self._features(obs, state, reset, with_surprise)  # (T, B, H)
         x = self._heads_input(h)
         dist = self._dist(x)
         log_prob = dist.log_prob(actions).sum(-1)  # (T, B)
         entropy = dist.entropy().sum(-1)  # (T, B)
         value = self.critic(x).squeeze(-1)  # (T, B)
+        out: tuple[Tensor, ...] = (log_prob, entropy, value)
         if with_task:
             if self.task_head is None:
                 raise ValueError("this policy has no task-inference head (built with task_dim=0)")
-            return log_prob, entropy, value, self.task_head(h)
-        return log_prob, entropy, value
+            out += (self.task_head(h),)
+        if with_surprise:
+            out += (diag["surprise"].square().mean(),)  # (T, B) -> ()
+        return out
 
     def get_value(self, obs: Tensor, state: State, reset: Tensor) -> Tensor:
         """Value (B,) of obs (B, D) after ``state``, resetting where ``reset`` (B,)."""

@@ -38,7 +38,9 @@ no controller (``forget-memory-linear``, ``forget-memory-noforget-linear``: ``co
 linear``, a stateless readout of [x_t; m_t], so whatever is remembered passes through the
 slots and their forget gates), the cell and its ablation with heads that read the change of
 the input as well as x_t (``forget-memory-delta``, ``forget-memory-noforget-delta``:
-``head_input: delta``, so a gate can close when the reward input falls), ``meta-lstm``,
+``head_input: delta``, so a gate can close when the reward input falls), the cell with forget
+gates that read the reward-prediction error (``forget-memory-surprise``: ``surprise: true``, its
+predictor trained by ``ppo.surprise_coef``'s auxiliary loss), ``meta-lstm``,
 ``lstm``, ``gru``, ``mann``, ``ntm``, ``mlp``.
 """
 
@@ -107,6 +109,8 @@ CELLS = {
     # the heads read [x_t; x_t - x_{t-1}]: a gate can close when the reward input changes
     "forget-memory-delta": {"head_input": "delta"},
     "forget-memory-noforget-delta": {"head_input": "delta", "learn_forget": False},
+    # the forget gates also read the reward-prediction error (trained by ppo.surprise_coef's loss)
+    "forget-memory-surprise": {"surprise": True},
     "meta-lstm": {},
     "lstm": {},
     "gru": {},

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from metarl.agents.config import AgentConfig  # noqa: F401 - the ``agent`` section, owned by the agents layer
+from metarl.agents.config import AgentConfig, cell_options_for  # the ``agent`` section, owned by the agents layer
 from metarl.agents.registry import check_cell
 from metarl.config_types import ConfigError, all_keys, build, unknown_key
 from metarl.envs.checks import check_caller_share, check_positive, check_spin, check_workers
@@ -105,6 +105,10 @@ class PPOConfig:
     parameters (``metarl.envs.registry.task_vectors``, standardised; Meta-World: object and
     goal positions) at every step of the training trials. Training tasks only; the policy
     never sees them and evaluation never uses them. 0 = plain RL²."""
+    surprise_coef: float = 1.0
+    """Weight of the surprise gates' auxiliary loss, the mean squared reward-prediction error
+    (forget-memory's ``surprise: true``; unused by every other cell). It alone trains the
+    reward predictor whose error the forget gates read, so it must be > 0 for such a cell."""
     task_dims: list[int] = field(default_factory=list)
     """Which dims of the task vector the task head predicts ([] = all). Predict only what the
     observation hides: on ML1/reach-v3 the goal, dims [3, 4, 5] (its object position is dims
@@ -326,12 +330,16 @@ def validate(cfg: TrainConfig) -> None:
         "env.eval_num_envs": cfg.env.eval_num_envs,
         "torch_threads": cfg.torch_threads,
         "ppo.task_coef": cfg.ppo.task_coef,
+        "ppo.surprise_coef": cfg.ppo.surprise_coef,
         "env.task_switches": cfg.env.task_switches,
         "normalize.obs_noise": cfg.normalize.obs_noise,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    if cell_options_for(cfg.agent).get("surprise") and cfg.ppo.surprise_coef <= 0:
+        raise ConfigError("config key 'agent.cell_options' surprise: true needs 'ppo.surprise_coef' > 0 "
+                          "(the loss that trains the reward predictor the forget gates read)")
     if cfg.agent.task_input and cfg.ppo.task_coef <= 0:
         raise ConfigError("config key 'agent.task_input' needs 'ppo.task_coef' > 0 (the loss that trains the task head)")
     # Not envs.checks.check_task_switches: tests pin other texts here ('must be >= 0', 'must be <=') than there.

@@ -72,10 +72,11 @@ class EvaluateForward(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, obs: torch.Tensor, state: tuple, reset: torch.Tensor, actions: torch.Tensor, with_task: bool = False):
-        """(log_prob, entropy, value), each (T, B), and the task prediction with ``with_task``:
-        see ``ActorCritic.evaluate``."""
-        return self.policy.evaluate(obs, state, reset, actions, with_task=with_task)
+    def forward(self, obs: torch.Tensor, state: tuple, reset: torch.Tensor, actions: torch.Tensor,
+                with_task: bool = False, with_surprise: bool = False):
+        """(log_prob, entropy, value), each (T, B), then the task prediction with ``with_task`` and the
+        surprise loss with ``with_surprise``: see ``ActorCritic.evaluate``."""
+        return self.policy.evaluate(obs, state, reset, actions, with_task=with_task, with_surprise=with_surprise)
 
 
 def ddp_learner(policy: nn.Module, device: torch.device) -> nn.Module:

@@ -98,20 +98,26 @@ def ppo_update(
     n = 0
     first_ratio_dev = float("nan")
     stop = False
+    # forget-memory's surprise gates: their reward predictor learns from this loss alone
+    with_surprise = cfg.surprise_coef > 0 and getattr(policy, "has_surprise", False)
     for epoch in range(cfg.epochs):
         for mb in buffer.minibatches(cfg.num_minibatches, generator):
-            task_loss = None
+            aux: dict[str, bool] = {}  # the auxiliary outputs asked of evaluate, in its order
             if cfg.task_coef > 0:
                 if mb.task_targets is None:
                     raise ValueError("ppo.task_coef > 0 needs the buffer's task_targets")
-                log_prob, entropy, value, pred = evaluate(mb.obs, mb.state0, mb.resets, mb.actions, with_task=True)
-                task_loss = task_inference_loss(pred, mb.task_targets)
-            else:
-                log_prob, entropy, value = evaluate(mb.obs, mb.state0, mb.resets, mb.actions)  # each (L, M)
+                aux["with_task"] = True
+            if with_surprise:
+                aux["with_surprise"] = True
+            log_prob, entropy, value, *extra = evaluate(mb.obs, mb.state0, mb.resets, mb.actions, **aux)  # each (L, M)
             terms = ppo_loss(log_prob, entropy, value, mb, cfg)
-            if task_loss is not None:
+            if cfg.task_coef > 0:
+                task_loss = task_inference_loss(extra[0], mb.task_targets)
                 terms.loss = terms.loss + cfg.task_coef * task_loss
                 sums["task_loss"] = sums.get("task_loss", 0.0) + float(task_loss.detach())
+            if with_surprise:
+                terms.loss = terms.loss + cfg.surprise_coef * extra[-1]
+                sums["surprise_loss"] = sums.get("surprise_loss", 0.0) + float(extra[-1].detach())
             if not torch.isfinite(terms.loss):
                 raise NonFiniteError(
                     f"non-finite PPO loss at env step {step} (epoch {epoch}): policy {terms.policy_loss.item():.4g}, "

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from metarl.agents.config import cell_options_for
-from metarl.agents.registry import make_cell
+from metarl.agents import make_policy
 from metarl.config import load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
@@ -20,14 +19,16 @@ EXPECTED = {
     "forget-memory-controller": ("forget-memory", {"write_mode": "controller", "learn_forget": True}),
     "forget-memory-delta": ("forget-memory", {"head_input": "delta", "learn_forget": True}),
     "forget-memory-noforget-delta": ("forget-memory", {"head_input": "delta", "learn_forget": False}),
+    "forget-memory-surprise": ("forget-memory", {"surprise": True, "learn_forget": True}),
 }
 
 
 def _build(variant: str):
-    """The point-nav config the script would train for this variant, and its cell."""
+    """The point-nav config the script would train for this variant, and its cell (built by the policy,
+    as training builds it: surprise gates take their action width from it)."""
     preset = forgetting.TASKS["point-nav"].preset
     cfg = load_config(preset, forgetting._overrides("point-nav", variant, seed=1, steps=1000, smoke=True))
-    return cfg, make_cell(cfg.agent.cell, 8, cfg.agent.hidden_size, **cell_options_for(cfg.agent))
+    return cfg, make_policy(cfg.agent, obs_dim=9, action_dim=2).cell
 
 
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
